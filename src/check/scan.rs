@@ -1,0 +1,303 @@
+//! Reading one layer: every entry is checked against every runtime of interest while the
+//! layer streams, and just enough is kept to decide later which entries stay visible.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::{BufReader, Read};
+
+use crate::idmap::NamespaceMap;
+use crate::image::{Compression, Digest, HashingReader};
+use crate::progress::{Progress, ProgressReader};
+use crate::runtime::{Problem, Runtime};
+use crate::tar::{Entry, EntryKind, Id, Reader, Seekable, Skip, Streamed, TarError};
+use crate::transport::LayerSource;
+
+use super::CheckError;
+
+/// Files whose content is kept to resolve the config's `User`.
+pub const PASSWD: &str = "/etc/passwd";
+pub const GROUP: &str = "/etc/group";
+const MAX_ACCOUNT_FILE: u64 = 4 << 20;
+
+/// A runtime with the map it is checked against.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub runtime: Runtime,
+    pub map: NamespaceMap,
+}
+
+/// An entry that is a problem for at least one runtime.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// Position of the entry in the layer, counting from 0.
+    pub ordinal: u64,
+    /// Offset of the entry's first header block in the uncompressed layer.
+    pub offset: u64,
+    pub path: String,
+    pub kind: EntryKind,
+    pub uid: Id,
+    pub gid: Id,
+    pub problems: Vec<RuntimeProblem>,
+}
+
+/// What one runtime makes of a hit.
+#[derive(Debug, Clone)]
+pub struct RuntimeProblem {
+    pub runtime: Runtime,
+    pub problem: Problem,
+    /// The text the runtime prints when it stops here.
+    pub message: String,
+}
+
+/// What a layer holds, by hashed cleaned path, for visibility questions.
+#[derive(Debug, Default)]
+pub struct LayerPaths {
+    /// Last ordinal at which a path occurs, and whether that entry is a directory.
+    last: HashMap<u64, (u64, bool)>,
+    /// Paths deleted by whiteouts.
+    whiteouts: HashSet<u64>,
+    /// Directories made opaque.
+    opaque: HashSet<u64>,
+}
+
+impl LayerPaths {
+    pub(crate) fn record(&mut self, path: &str, kind: EntryKind, ordinal: u64) {
+        match kind {
+            EntryKind::Whiteout => {
+                let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+                let target = &name[crate::tar::entry::WHITEOUT_PREFIX.len()..];
+                self.whiteouts.insert(path_hash(&format!("{dir}/{target}")));
+            }
+            EntryKind::OpaqueWhiteout => {
+                self.opaque.insert(path_hash(super::parent_dir(path)));
+            }
+            _ => {
+                self.last
+                    .insert(path_hash(path), (ordinal, kind == EntryKind::Directory));
+            }
+        }
+    }
+
+    /// The ordinal and directory-ness of the last entry at `path`.
+    pub fn last(&self, path: &str) -> Option<(u64, bool)> {
+        self.last.get(&path_hash(path)).copied()
+    }
+
+    pub fn deletes(&self, path: &str) -> bool {
+        self.whiteouts.contains(&path_hash(path))
+    }
+
+    pub fn makes_opaque(&self, dir: &str) -> bool {
+        self.opaque.contains(&path_hash(dir))
+    }
+}
+
+/// Paths are kept as 64-bit hashes: a layer of a million entries then costs a few tens of
+/// megabytes instead of hundreds. Two paths sharing a hash could make an entry look replaced
+/// or deleted when it is not; at 2^-64 per pair this is accepted.
+fn path_hash(path: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    path.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The outcome of reading one layer.
+#[derive(Debug)]
+pub struct LayerScan {
+    /// The blob's digest, computed while streaming.
+    pub digest: Digest,
+    /// The digest of the uncompressed tar.
+    pub diff_id: Digest,
+    pub compression: Compression,
+    pub entries: u64,
+    pub hits: Vec<Hit>,
+    pub paths: LayerPaths,
+    /// The largest uid and gid of any entry.
+    pub max_uid: i64,
+    pub max_gid: i64,
+    pub passwd: Option<Vec<u8>>,
+    pub group: Option<Vec<u8>>,
+}
+
+/// Reads one layer, checking each entry against each target and verifying both digests.
+pub fn scan_layer(
+    index: usize,
+    layer: &LayerSource,
+    targets: &[Target],
+    progress: &dyn Progress,
+) -> Result<LayerScan, CheckError> {
+    let layer_error = |source| CheckError::Layer {
+        index,
+        file: layer.blob.label.clone(),
+        source,
+    };
+    let head = layer.blob.head(4).map_err(CheckError::Transport)?;
+    let compression = Compression::sniff(&head);
+    let mut blob_hash = HashingReader::new(ProgressReader::new(layer.blob.reader(), progress));
+
+    let (scan, diff_id) = match compression {
+        Compression::None => {
+            // Headers are read by seeking over contents while the other core hashes the
+            // blob; for an uncompressed layer the blob digest is the diff_id.
+            let (scan, digest) = rayon::join(
+                || read_headers_only(layer.blob.reader(), layer.blob.len(), targets),
+                || blob_hash.finish(),
+            );
+            let (digest, _) = digest.map_err(|e| CheckError::Transport(layer.blob.io_error(e)))?;
+            let scan = scan.map_err(layer_error)?;
+            return finish(layer, scan, compression, digest.clone(), digest);
+        }
+        Compression::Gzip => {
+            let input = BufReader::with_capacity(1 << 17, &mut blob_hash);
+            decode_and_scan(flate2::read::MultiGzDecoder::new(input), targets)
+        }
+        Compression::Zstd => zstd::stream::read::Decoder::new(&mut blob_hash)
+            .map_err(|source| TarError::Io { offset: 0, source })
+            .and_then(|decoder| decode_and_scan(decoder, targets)),
+    }
+    .map_err(layer_error)?;
+    let (digest, _) = blob_hash
+        .finish()
+        .map_err(|e| CheckError::Transport(layer.blob.io_error(e)))?;
+    finish(layer, scan, compression, digest, diff_id)
+}
+
+fn finish(
+    layer: &LayerSource,
+    scan: LayerScan,
+    compression: Compression,
+    digest: Digest,
+    diff_id: Digest,
+) -> Result<LayerScan, CheckError> {
+    verify_digests(layer, &digest, &diff_id)?;
+    Ok(LayerScan {
+        digest,
+        diff_id,
+        compression,
+        ..scan
+    })
+}
+
+/// Decompresses, hashing the uncompressed stream for the diff_id as it goes.
+fn decode_and_scan<R: Read>(
+    decoder: R,
+    targets: &[Target],
+) -> Result<(LayerScan, Digest), TarError> {
+    let mut tar_hash = HashingReader::new(decoder);
+    let mut reader = Reader::new(Streamed(&mut tar_hash));
+    let scan = read_entries(&mut reader, targets)?;
+    let offset = reader.position();
+    let (diff_id, _) = tar_hash
+        .finish()
+        .map_err(|source| TarError::Io { offset, source })?;
+    Ok((scan, diff_id))
+}
+
+fn verify_digests(
+    layer: &LayerSource,
+    digest: &Digest,
+    diff_id: &Digest,
+) -> Result<(), CheckError> {
+    let mismatch = |expected: &Digest, actual: &Digest| {
+        CheckError::Transport(crate::transport::TransportError::DigestMismatch {
+            file: layer.blob.label.clone(),
+            expected: expected.clone(),
+            actual: actual.clone(),
+        })
+    };
+    if let Some(expected) = layer.digest.as_ref().filter(|expected| *expected != digest) {
+        return Err(mismatch(expected, digest));
+    }
+    if let Some(expected) = layer
+        .diff_id
+        .as_ref()
+        .filter(|expected| *expected != diff_id)
+    {
+        return Err(mismatch(expected, diff_id));
+    }
+    Ok(())
+}
+
+/// Reads every entry of a layer whose content can be skipped by seeking.
+pub fn read_entries<R: Skip>(
+    reader: &mut Reader<R>,
+    targets: &[Target],
+) -> Result<LayerScan, TarError> {
+    let mut scan = LayerScan {
+        digest: Digest::of(b""),
+        diff_id: Digest::of(b""),
+        compression: Compression::None,
+        entries: 0,
+        hits: Vec::new(),
+        paths: LayerPaths::default(),
+        max_uid: 0,
+        max_gid: 0,
+        passwd: None,
+        group: None,
+    };
+    while let Some(entry) = reader.next_entry()? {
+        let ordinal = scan.entries;
+        scan.entries += 1;
+        let path = entry.path();
+        let kind = entry.kind();
+        scan.max_uid = scan.max_uid.max(entry.uid.value);
+        scan.max_gid = scan.max_gid.max(entry.gid.value);
+        scan.paths.record(&path, kind, ordinal);
+        if kind == EntryKind::File && (path == PASSWD || path == GROUP) {
+            let content = reader.read_data(MAX_ACCOUNT_FILE)?;
+            *(if path == PASSWD {
+                &mut scan.passwd
+            } else {
+                &mut scan.group
+            }) = Some(content);
+        }
+        if let Some(hit) = check_entry(&entry, &path, kind, ordinal, targets) {
+            scan.hits.push(hit);
+        }
+    }
+    Ok(scan)
+}
+
+fn check_entry(
+    entry: &Entry,
+    path: &str,
+    kind: EntryKind,
+    ordinal: u64,
+    targets: &[Target],
+) -> Option<Hit> {
+    let problems: Vec<RuntimeProblem> = targets
+        .iter()
+        .filter_map(|target| {
+            let problem = target.runtime.check(entry, &target.map)?;
+            let message = target.runtime.message(entry, &target.map, &problem);
+            Some(RuntimeProblem {
+                runtime: target.runtime,
+                problem,
+                message,
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        return None;
+    }
+    Some(Hit {
+        ordinal,
+        offset: entry.start,
+        path: path.to_owned(),
+        kind,
+        uid: entry.uid,
+        gid: entry.gid,
+        problems,
+    })
+}
+
+/// Reads an uncompressed layer from a seekable source, skipping over file contents; the
+/// digest is verified separately.
+pub fn read_headers_only<R: Read + std::io::Seek>(
+    source: R,
+    len: u64,
+    targets: &[Target],
+) -> Result<LayerScan, TarError> {
+    let mut reader = Reader::new(Seekable::new(source, len));
+    read_entries(&mut reader, targets)
+}

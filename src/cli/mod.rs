@@ -1,0 +1,155 @@
+//! The `idfit` binary: parses arguments, wires the library together and prints.
+
+mod args;
+mod progress;
+mod sarif;
+mod text;
+
+use std::error::Error;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anstyle::{AnsiColor, Style};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use idfit::check::{self, report::Report};
+use idfit::host::{Host, HostError};
+use idfit::targets::{self, MapOptions, TargetError};
+use idfit::transport::{self, ImageReference, Selection, TransportError};
+
+use args::{CheckArgs, Cli, Command, Format, MapArgs};
+
+/// Exit status when the image passes.
+const PASS: u8 = 0;
+/// Exit status when the image would fail.
+const FINDINGS: u8 = 1;
+/// Exit status on any error.
+const ERROR: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.output.quiet, cli.output.verbose);
+    let outcome = match &cli.command {
+        Command::Check(args) => run_check(args, cli.output.quiet),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(error) if is_broken_pipe(error.as_ref()) => ExitCode::from(PASS),
+        Err(error) => {
+            print_error(error.as_ref());
+            ExitCode::from(ERROR)
+        }
+    }
+}
+
+fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("idfit={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .without_time()
+        .init();
+}
+
+fn run_check(args: &CheckArgs, quiet: bool) -> Result<u8, Box<dyn Error + Send + Sync>> {
+    let reference = ImageReference::parse(&args.image)?;
+    let targets = targets::targets(args.maps.runtime.profile(), &map_options(&args.maps))?;
+    let selection = Selection {
+        platform: args.maps.platform.clone(),
+    };
+    let images = transport::open(&reference, &selection)?;
+    let bar = progress::Bar::new(quiet);
+    idfit::progress::Progress::begin(&bar, images.iter().map(check::total_bytes).sum());
+    let reports = images
+        .iter()
+        .map(|image| check::check(image, &targets, &bar))
+        .collect::<Result<Vec<_>, _>>();
+    idfit::progress::Progress::end(&bar);
+    let report = Report::new(
+        args.image.clone(),
+        args.maps.runtime.profile().name().to_owned(),
+        reports?,
+    );
+    print_report(&report, args)?;
+    Ok(if report.passes() { PASS } else { FINDINGS })
+}
+
+fn map_options(args: &MapArgs) -> MapOptions {
+    MapOptions {
+        uid_map: args.uid_map.clone(),
+        gid_map: args.gid_map.clone(),
+        subuid_user: args.subuid_user.clone(),
+        host: Host::new(&args.root),
+    }
+}
+
+fn print_report(report: &Report, args: &CheckArgs) -> io::Result<()> {
+    let mut out = anstream::stdout().lock();
+    match args.format {
+        Format::Text => text::write(&mut out, report, args.all)?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, report)?;
+            writeln!(out)?;
+        }
+        Format::Sarif => {
+            serde_json::to_writer_pretty(&mut out, &sarif::to_value(report))?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()
+}
+
+fn is_broken_pipe(error: &(dyn Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<io::Error>() {
+            return io.kind() == io::ErrorKind::BrokenPipe;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// `error: …`, each cause on a `Caused by:` line, then a `hint:` where one helps.
+fn print_error(error: &(dyn Error + 'static)) {
+    const RED: Style = AnsiColor::Red.on_default().bold();
+    const CYAN: Style = AnsiColor::Cyan.on_default().bold();
+    let mut err = anstream::stderr().lock();
+    let _ = writeln!(err, "{RED}error{RED:#}: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = writeln!(err, "  Caused by: {cause}");
+        source = cause.source();
+    }
+    if let Some(hint) = hint(error) {
+        let _ = writeln!(err, "{CYAN}hint{CYAN:#}: {hint}");
+    }
+}
+
+fn hint(error: &(dyn Error + 'static)) -> Option<String> {
+    if let Some(error) = error.downcast_ref::<TransportError>() {
+        return error.hint();
+    }
+    if let Some(check::CheckError::Transport(error)) = error.downcast_ref::<check::CheckError>() {
+        return error.hint();
+    }
+    if let Some(check::CheckError::Layer { .. }) = error.downcast_ref::<check::CheckError>() {
+        return Some("the layer is truncated or corrupt; fetch or save the image again".into());
+    }
+    match error.downcast_ref::<TargetError>() {
+        Some(TargetError::Host(host)) => host.hint(),
+        Some(TargetError::Map(_)) => {
+            Some("write each range as CONTAINER:HOST:SIZE, e.g. 0:100000:65536".into())
+        }
+        None => error.downcast_ref::<HostError>().and_then(HostError::hint),
+    }
+}

@@ -1,0 +1,7 @@
+//! The idfit command.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

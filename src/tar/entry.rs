@@ -1,0 +1,184 @@
+//! A logical tar entry: one header with the PAX and GNU long-name records that came before it
+//! already applied, as Go's `tar.Reader.Next` returns it.
+
+use serde::Serialize;
+
+use super::header::{Encoding, Format, HeaderBlock};
+use super::pax::Record;
+
+/// Where the value of a uid or gid came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdSource {
+    /// The ustar octal header field.
+    Octal,
+    /// The header field in GNU base-256.
+    Base256,
+    /// A PAX `uid` or `gid` record, which overrides the header field.
+    Pax,
+}
+
+impl From<Encoding> for IdSource {
+    fn from(encoding: Encoding) -> Self {
+        match encoding {
+            Encoding::Octal => IdSource::Octal,
+            Encoding::Base256 => IdSource::Base256,
+        }
+    }
+}
+
+/// A numeric owner id as the runtime sees it: Go stores ids in a signed 64-bit `int`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Id {
+    pub value: i64,
+    pub source: IdSource,
+}
+
+/// What an entry is, with the overlay whiteout conventions of the OCI image-spec
+/// (layer.md, "Whiteouts") recognised by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    File,
+    #[serde(rename = "dir")]
+    Directory,
+    Symlink,
+    #[serde(rename = "hardlink")]
+    HardLink,
+    #[serde(rename = "char")]
+    CharDevice,
+    #[serde(rename = "block")]
+    BlockDevice,
+    Fifo,
+    /// `.wh.NAME`: deletes `NAME` from the layers below.
+    Whiteout,
+    /// `.wh..wh..opq`: hides everything the layers below put in its directory.
+    #[serde(rename = "opaque")]
+    OpaqueWhiteout,
+    /// Any other type flag (contiguous files, GNU volume headers, vendor types).
+    Other,
+}
+
+/// Basename prefix that marks a whiteout.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// Basename of an opaque directory marker.
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// Prefix of AUFS metadata entries at the layer root, which Docker's naive differ skips.
+pub const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
+
+/// One entry of a layer.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Offset in the uncompressed layer of the first block belonging to this entry: its PAX
+    /// or GNU long-name header when it has one, else its own header.
+    pub start: u64,
+    /// Offset of the entry's own header block.
+    pub header_offset: u64,
+    pub header: HeaderBlock,
+    pub format: Format,
+    /// The type flag, with the legacy `'\0'` already turned into `'0'` or `'5'`.
+    pub typeflag: u8,
+    /// The name after PAX `path` and GNU long names are applied, as raw bytes.
+    pub name: Vec<u8>,
+    pub link_name: Vec<u8>,
+    pub uid: Id,
+    pub gid: Id,
+    /// Bytes of content following the header (zero for header-only types).
+    pub data_size: u64,
+    /// Extended attributes from `SCHILY.xattr.*` records.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    /// The PAX extended header that applied to this entry, with its offset.
+    pub pax: Option<(u64, Vec<Record>)>,
+}
+
+impl Entry {
+    /// The name cleaned like Go's `filepath.Clean` and made absolute: `/etc/passwd`, or `/`
+    /// for the layer root.
+    pub fn path(&self) -> String {
+        clean_path(&String::from_utf8_lossy(&self.name))
+    }
+
+    pub fn kind(&self) -> EntryKind {
+        match self.typeflag {
+            b'0' | b'7' if self.is_whiteout_name() => self.whiteout_kind(),
+            b'0' => EntryKind::File,
+            b'1' => EntryKind::HardLink,
+            b'2' => EntryKind::Symlink,
+            b'3' => EntryKind::CharDevice,
+            b'4' => EntryKind::BlockDevice,
+            b'5' => EntryKind::Directory,
+            b'6' => EntryKind::Fifo,
+            _ if self.is_whiteout_name() => self.whiteout_kind(),
+            _ => EntryKind::Other,
+        }
+    }
+
+    fn basename(&self) -> String {
+        let path = self.path();
+        path.rsplit('/').next().unwrap_or_default().to_owned()
+    }
+
+    fn is_whiteout_name(&self) -> bool {
+        self.basename().starts_with(WHITEOUT_PREFIX)
+    }
+
+    fn whiteout_kind(&self) -> EntryKind {
+        if self.basename() == OPAQUE_MARKER {
+            EntryKind::OpaqueWhiteout
+        } else {
+            EntryKind::Whiteout
+        }
+    }
+}
+
+/// Lexical path cleaning as Go's `path.Clean`, rooted: `.`, empty and `..` elements resolved,
+/// so `./a//b/../c/` becomes `/a/c` and the root entry `./` becomes `/`.
+pub fn clean_path(name: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// The directory holding `path` (`/` for top-level entries).
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_like_go() {
+        let cases = [
+            ("./", "/"),
+            (".", "/"),
+            ("", "/"),
+            ("a/b/", "/a/b"),
+            ("./a//b/../c", "/a/c"),
+            ("/../x", "/x"),
+            ("../x", "/x"),
+        ];
+        for (name, cleaned) in cases {
+            assert_eq!(clean_path(name), cleaned, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/"), "/");
+    }
+}

@@ -1,0 +1,449 @@
+//! A streaming reader of layer tarballs that yields entries as Go's `archive/tar` would.
+//!
+//! It never extracts anything: it reads header blocks, reads the small metadata files (PAX
+//! extended headers, GNU long names) into memory, and skips content, by seeking when the source
+//! allows it. Offsets are tracked so that findings can name where an entry sits and the
+//! rewriter can patch it.
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+use super::entry::{Entry, Id, IdSource};
+use super::header::{BLOCK_SIZE, FieldError, Format, HeaderBlock, cut_at_nul, field};
+use super::pax::{self, PaxError, Record};
+
+/// Go refuses PAX and GNU long-name data larger than this (`maxSpecialFileSize`).
+pub const MAX_SPECIAL_SIZE: u64 = 1 << 20;
+
+/// Data that cannot be read as a tar archive.
+#[derive(Debug, thiserror::Error)]
+pub enum TarError {
+    #[error("read failed at offset {offset}")]
+    Io {
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("archive ends in the middle of a block or entry at offset {offset}")]
+    Truncated { offset: u64 },
+    #[error("header at offset {offset} has a wrong checksum")]
+    Checksum { offset: u64 },
+    #[error("header at offset {offset} has a bad `{field}` field")]
+    Field {
+        offset: u64,
+        field: &'static str,
+        #[source]
+        source: FieldError,
+    },
+    #[error("extended header at offset {offset} is malformed")]
+    Pax {
+        offset: u64,
+        #[source]
+        source: PaxError,
+    },
+    #[error("PAX record `{key}` for the entry at offset {offset} has a bad value")]
+    PaxValue { offset: u64, key: String },
+    #[error("metadata entry at offset {offset} is {size} bytes, more than Go's 1 MiB limit")]
+    SpecialTooLarge { offset: u64, size: i64 },
+    #[error("a zero block at offset {offset} is followed by data")]
+    ZeroBlockThenData { offset: u64 },
+}
+
+/// A byte source that can also pass over bytes it need not read.
+pub trait Skip: Read {
+    /// Advances by exactly `count` bytes, failing with `UnexpectedEof` if fewer remain.
+    fn skip(&mut self, count: u64) -> io::Result<()>;
+}
+
+/// Wraps a plain stream: skipping reads and discards.
+pub struct Streamed<R>(pub R);
+
+impl<R: Read> Read for Streamed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read> Skip for Streamed<R> {
+    fn skip(&mut self, count: u64) -> io::Result<()> {
+        let copied = io::copy(&mut (&mut self.0).take(count), &mut io::sink())?;
+        if copied < count {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a seekable source of known length: skipping seeks.
+pub struct Seekable<R> {
+    inner: R,
+    position: u64,
+    len: u64,
+}
+
+impl<R: Read + Seek> Seekable<R> {
+    pub fn new(inner: R, len: u64) -> Self {
+        Seekable {
+            inner,
+            position: 0,
+            len,
+        }
+    }
+}
+
+impl<R: Read + Seek> Read for Seekable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl<R: Read + Seek> Skip for Seekable<R> {
+    fn skip(&mut self, count: u64) -> io::Result<()> {
+        if self.position + count > self.len {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.inner.seek(SeekFrom::Current(count as i64))?;
+        self.position += count;
+        Ok(())
+    }
+}
+
+/// Reads entries one after the other.
+pub struct Reader<R> {
+    inner: R,
+    position: u64,
+    /// Content bytes of the current entry not yet read, then its padding.
+    remaining: u64,
+    padding: u64,
+}
+
+/// The metadata records gathered before an entry's own header.
+#[derive(Default)]
+struct Pending {
+    start: Option<u64>,
+    pax: Option<(u64, Vec<Record>)>,
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+}
+
+impl<R: Skip> Reader<R> {
+    pub fn new(inner: R) -> Self {
+        Reader {
+            inner,
+            position: 0,
+            remaining: 0,
+            padding: 0,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Gives the source back, positioned after the last block read.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// The next entry, or `None` at the end of the archive. PAX global headers are consumed
+    /// without being returned: Go hands them to the caller, but every runtime ignores them
+    /// and Go does not apply their records to later entries.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, TarError> {
+        self.skip_rest()?;
+        let mut pending = Pending::default();
+        loop {
+            let offset = self.position;
+            let Some(block) = self.read_header()? else {
+                return Ok(None);
+            };
+            pending.start.get_or_insert(offset);
+            let format = block.format().ok_or(TarError::Checksum { offset })?;
+            let size = numeric(&block, field::SIZE, "size", offset)?;
+            match block.typeflag() {
+                b'x' => {
+                    let data = self.read_special(size, offset)?;
+                    let records = pax::parse_records(&data)
+                        .map_err(|source| TarError::Pax { offset, source })?;
+                    pending.pax = Some((offset, records));
+                }
+                b'g' => {
+                    self.read_special(size, offset)?;
+                    pending = Pending::default();
+                }
+                b'L' => pending.long_name = Some(self.read_name(size, offset)?),
+                b'K' => pending.long_link = Some(self.read_name(size, offset)?),
+                _ => return self.finish_entry(block, format, offset, pending).map(Some),
+            }
+        }
+    }
+
+    /// Reads up to `limit` bytes of the current entry's content.
+    pub fn read_data(&mut self, limit: u64) -> Result<Vec<u8>, TarError> {
+        let wanted = self.remaining.min(limit);
+        let mut data = Vec::with_capacity(wanted as usize);
+        let offset = self.position;
+        let read = (&mut self.inner)
+            .take(wanted)
+            .read_to_end(&mut data)
+            .map_err(|source| TarError::Io { offset, source })?;
+        self.position += read as u64;
+        self.remaining -= read as u64;
+        if (read as u64) < wanted {
+            return Err(TarError::Truncated {
+                offset: self.position,
+            });
+        }
+        Ok(data)
+    }
+
+    fn finish_entry(
+        &mut self,
+        block: HeaderBlock,
+        format: Format,
+        offset: u64,
+        pending: Pending,
+    ) -> Result<Entry, TarError> {
+        let mut entry = parse_header(block, format, offset)?;
+        entry.start = pending.start.unwrap_or(offset);
+        if let Some((_, records)) = &pending.pax {
+            apply_pax(&mut entry, records, offset)?;
+        }
+        entry.pax = pending.pax;
+        if let Some(name) = pending.long_name {
+            entry.name = name;
+        }
+        if let Some(link) = pending.long_link {
+            entry.link_name = link;
+        }
+        if entry.typeflag == 0 {
+            entry.typeflag = if entry.name.ends_with(b"/") {
+                b'5'
+            } else {
+                b'0'
+            };
+        }
+        if matches!(entry.typeflag, b'1'..=b'6') {
+            entry.data_size = 0;
+        }
+        if entry.typeflag == b'S' && entry.header.0[field::GNU_IS_EXTENDED] != 0 {
+            self.skip_sparse_extensions()?;
+        }
+        self.remaining = entry.data_size;
+        self.padding = padding(entry.data_size);
+        Ok(entry)
+    }
+
+    /// Old GNU sparse files continue their map in extension blocks before the content; the
+    /// last byte of the map in each block says whether another follows.
+    fn skip_sparse_extensions(&mut self) -> Result<(), TarError> {
+        loop {
+            let offset = self.position;
+            let mut block = [0u8; BLOCK_SIZE];
+            self.read_exact(&mut block, offset)?;
+            if block[504] == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Skips what is left of the current entry's content and padding.
+    fn skip_rest(&mut self) -> Result<(), TarError> {
+        let count = self.remaining + self.padding;
+        if count == 0 {
+            return Ok(());
+        }
+        let offset = self.position;
+        self.inner
+            .skip(count)
+            .map_err(|source| io_error(offset, source))?;
+        self.position += count;
+        self.remaining = 0;
+        self.padding = 0;
+        Ok(())
+    }
+
+    /// A header block, or `None` at a clean end: end of data at a block boundary, or two
+    /// zero blocks.
+    fn read_header(&mut self) -> Result<Option<HeaderBlock>, TarError> {
+        let offset = self.position;
+        let Some(block) = self.read_block_or_end()? else {
+            return Ok(None);
+        };
+        if !block.is_zero() {
+            return Ok(Some(block));
+        }
+        match self.read_block_or_end()? {
+            Some(next) if !next.is_zero() => Err(TarError::ZeroBlockThenData { offset }),
+            _ => Ok(None),
+        }
+    }
+
+    fn read_block_or_end(&mut self) -> Result<Option<HeaderBlock>, TarError> {
+        let offset = self.position;
+        let mut block = [0u8; BLOCK_SIZE];
+        let mut filled = 0;
+        while filled < BLOCK_SIZE {
+            match self.inner.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => return Err(io_error(offset, source)),
+            }
+        }
+        self.position += filled as u64;
+        match filled {
+            0 => Ok(None),
+            BLOCK_SIZE => Ok(Some(HeaderBlock(block))),
+            _ => Err(TarError::Truncated { offset }),
+        }
+    }
+
+    /// Reads a metadata entry's content and its padding.
+    fn read_special(&mut self, size: i64, offset: u64) -> Result<Vec<u8>, TarError> {
+        if !(0..=MAX_SPECIAL_SIZE as i64).contains(&size) {
+            return Err(TarError::SpecialTooLarge { offset, size });
+        }
+        let size = size as u64;
+        let mut data = vec![0u8; (size + padding(size)) as usize];
+        self.read_exact(&mut data, offset)?;
+        data.truncate(size as usize);
+        Ok(data)
+    }
+
+    fn read_name(&mut self, size: i64, offset: u64) -> Result<Vec<u8>, TarError> {
+        let data = self.read_special(size, offset)?;
+        Ok(cut_at_nul(&data).to_vec())
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8], offset: u64) -> Result<(), TarError> {
+        self.inner
+            .read_exact(buf)
+            .map_err(|source| io_error(offset, source))?;
+        self.position += buf.len() as u64;
+        Ok(())
+    }
+}
+
+fn io_error(offset: u64, source: io::Error) -> TarError {
+    if source.kind() == io::ErrorKind::UnexpectedEof {
+        TarError::Truncated { offset }
+    } else {
+        TarError::Io { offset, source }
+    }
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK_SIZE as u64 - size % BLOCK_SIZE as u64) % BLOCK_SIZE as u64
+}
+
+fn numeric(
+    block: &HeaderBlock,
+    range: std::ops::Range<usize>,
+    name: &'static str,
+    offset: u64,
+) -> Result<i64, TarError> {
+    block
+        .numeric(range)
+        .map(|(value, _)| value)
+        .map_err(|source| TarError::Field {
+            offset,
+            field: name,
+            source,
+        })
+}
+
+fn id(
+    block: &HeaderBlock,
+    range: std::ops::Range<usize>,
+    name: &'static str,
+    offset: u64,
+) -> Result<Id, TarError> {
+    let (value, encoding) = block.numeric(range).map_err(|source| TarError::Field {
+        offset,
+        field: name,
+        source,
+    })?;
+    Ok(Id {
+        value,
+        source: encoding.into(),
+    })
+}
+
+/// Reads the fields of an entry's own header. Go also parses mode, mtime and, past V7, the
+/// device numbers, and rejects the header when any of them is malformed; so does this.
+fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry, TarError> {
+    numeric(&block, field::MODE, "mode", offset)?;
+    numeric(&block, 136..148, "mtime", offset)?;
+    if format != Format::V7 {
+        numeric(&block, field::DEVMAJOR, "devmajor", offset)?;
+        numeric(&block, field::DEVMINOR, "devminor", offset)?;
+    }
+    let size = numeric(&block, field::SIZE, "size", offset)?;
+    let uid = id(&block, field::UID, "uid", offset)?;
+    let gid = id(&block, field::GID, "gid", offset)?;
+    if size < 0 {
+        return Err(TarError::Field {
+            offset,
+            field: "size",
+            source: FieldError::Octal(b"negative".to_vec()),
+        });
+    }
+    Ok(Entry {
+        start: offset,
+        header_offset: offset,
+        name: block.name(format),
+        link_name: block.string(field::LINKNAME).to_vec(),
+        typeflag: block.typeflag(),
+        format,
+        uid,
+        gid,
+        data_size: size as u64,
+        xattrs: Vec::new(),
+        pax: None,
+        header: block,
+    })
+}
+
+/// Applies PAX records as Go's `mergePAX` does: the last record of a key wins, an empty
+/// value leaves the header field in force.
+fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), TarError> {
+    for (index, record) in records.iter().enumerate() {
+        let overridden = records[index + 1..]
+            .iter()
+            .any(|later| later.key == record.key);
+        if overridden || record.value.is_empty() {
+            continue;
+        }
+        let bad = || TarError::PaxValue {
+            offset,
+            key: record.key.clone(),
+        };
+        match record.key.as_str() {
+            pax::UID => entry.uid = pax_id(&record.value).ok_or_else(bad)?,
+            pax::GID => entry.gid = pax_id(&record.value).ok_or_else(bad)?,
+            pax::PATH => entry.name = record.value.clone(),
+            pax::LINKPATH => entry.link_name = record.value.clone(),
+            pax::SIZE => {
+                let size = pax::parse_id(&record.value)
+                    .filter(|s| *s >= 0)
+                    .ok_or_else(bad)?;
+                entry.data_size = size as u64;
+            }
+            key => {
+                if let Some(name) = key.strip_prefix(pax::XATTR_PREFIX) {
+                    entry.xattrs.push((name.to_owned(), record.value.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pax_id(value: &[u8]) -> Option<Id> {
+    pax::parse_id(value).map(|value| Id {
+        value,
+        source: IdSource::Pax,
+    })
+}

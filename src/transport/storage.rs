@@ -1,0 +1,328 @@
+//! Files of an image on disk: a directory, or the members of an uncompressed tar archive read
+//! in place. Either way a member becomes a [`Blob`], a byte range of an open file that many
+//! threads can read at once.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::tar::{self, Reader, Seekable};
+
+use super::TransportError;
+
+/// JSON documents larger than this are refused rather than read into memory.
+pub const MAX_JSON_SIZE: u64 = 16 << 20;
+
+/// A byte range of an open file.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    file: Arc<File>,
+    start: u64,
+    len: u64,
+    /// Where the blob lives, for messages: `image.tar:blobs/sha256/…` or a file path.
+    pub label: String,
+}
+
+impl Blob {
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn reader(&self) -> BlobReader {
+        BlobReader {
+            blob: self.clone(),
+            position: 0,
+        }
+    }
+
+    /// Up to `count` bytes from the start, for sniffing compression.
+    pub fn head(&self, count: usize) -> Result<Vec<u8>, TransportError> {
+        let mut head = Vec::with_capacity(count);
+        self.reader()
+            .take(count as u64)
+            .read_to_end(&mut head)
+            .map_err(|source| self.io_error(source))?;
+        Ok(head)
+    }
+
+    /// The whole blob, refused when larger than [`MAX_JSON_SIZE`].
+    pub fn read_json_bytes(&self) -> Result<Vec<u8>, TransportError> {
+        if self.len > MAX_JSON_SIZE {
+            return Err(TransportError::TooLarge {
+                file: self.label.clone(),
+                size: self.len,
+            });
+        }
+        let mut bytes = Vec::with_capacity(self.len as usize);
+        self.reader()
+            .read_to_end(&mut bytes)
+            .map_err(|source| self.io_error(source))?;
+        Ok(bytes)
+    }
+
+    pub fn io_error(&self, source: io::Error) -> TransportError {
+        TransportError::Read {
+            file: self.label.clone(),
+            source,
+        }
+    }
+}
+
+/// Reads a [`Blob`] with positioned reads, so clones never disturb each other.
+pub struct BlobReader {
+    blob: Blob,
+    position: u64,
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.blob.len.saturating_sub(self.position);
+        let wanted = buf.len().min(left as usize);
+        if wanted == 0 {
+            return Ok(0);
+        }
+        let read = self
+            .blob
+            .file
+            .read_at(&mut buf[..wanted], self.blob.start + self.position)?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file is shorter than when it was indexed",
+            ));
+        }
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for BlobReader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(offset) => Some(offset),
+            SeekFrom::End(delta) => self.blob.len.checked_add_signed(delta),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+        };
+        let target = target.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        self.position = target;
+        Ok(target)
+    }
+}
+
+/// Where the files of an image live.
+#[derive(Debug)]
+pub enum Storage {
+    Directory(PathBuf),
+    Archive(Archive),
+}
+
+impl Storage {
+    pub fn open(&self, member: &str) -> Result<Blob, TransportError> {
+        match self {
+            Storage::Directory(root) => open_in_directory(root, member),
+            Storage::Archive(archive) => archive.open_member(member),
+        }
+    }
+
+    pub fn contains(&self, member: &str) -> bool {
+        match self {
+            Storage::Directory(root) => safe_join(root, member).is_some_and(|p| p.is_file()),
+            Storage::Archive(archive) => archive.resolve(member).is_some(),
+        }
+    }
+
+    /// The path of the directory or archive.
+    pub fn path(&self) -> &Path {
+        match self {
+            Storage::Directory(root) => root,
+            Storage::Archive(archive) => &archive.path,
+        }
+    }
+}
+
+fn open_in_directory(root: &Path, member: &str) -> Result<Blob, TransportError> {
+    let missing = || TransportError::Missing {
+        container: root.display().to_string(),
+        member: member.to_owned(),
+    };
+    let path = safe_join(root, member).ok_or_else(missing)?;
+    let file = File::open(&path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => missing(),
+        _ => TransportError::Open {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|source| TransportError::Open {
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    Ok(Blob {
+        file: Arc::new(file),
+        start: 0,
+        len,
+        label: path.display().to_string(),
+    })
+}
+
+/// `root/member`, refusing members that would climb out of `root`.
+fn safe_join(root: &Path, member: &str) -> Option<PathBuf> {
+    let clean = normalize(member)?;
+    Some(root.join(clean))
+}
+
+/// A member name without `./` and leading slashes, or `None` if it has `..` in it.
+fn normalize(member: &str) -> Option<String> {
+    let parts: Vec<&str> = member
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") || parts.is_empty() {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+/// An uncompressed tar archive whose members are read in place.
+#[derive(Debug)]
+pub struct Archive {
+    path: PathBuf,
+    file: Arc<File>,
+    members: HashMap<String, Member>,
+}
+
+#[derive(Debug, Clone)]
+enum Member {
+    File {
+        start: u64,
+        len: u64,
+    },
+    /// A symbolic or hard link to another member: `docker save` links layers it has already
+    /// written.
+    Link(String),
+}
+
+impl Archive {
+    /// Indexes the members of the archive at `path`.
+    pub fn open(path: &Path) -> Result<Archive, TransportError> {
+        let file = File::open(path).map_err(|source| TransportError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let len = file.metadata().map_err(|source| TransportError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut reader = Reader::new(Seekable::new(&file, len.len()));
+        let mut members = HashMap::new();
+        while let Some(entry) = reader
+            .next_entry()
+            .map_err(|source| TransportError::Archive {
+                path: path.to_owned(),
+                source,
+            })?
+        {
+            if let Some((name, member)) = index_entry(&entry) {
+                members.insert(name, member);
+            }
+        }
+        Ok(Archive {
+            path: path.to_owned(),
+            file: Arc::new(file),
+            members,
+        })
+    }
+
+    fn resolve(&self, member: &str) -> Option<(u64, u64)> {
+        let mut name = normalize(member)?;
+        for _ in 0..16 {
+            match self.members.get(&name)? {
+                Member::File { start, len } => return Some((*start, *len)),
+                Member::Link(target) => name = target.clone(),
+            }
+        }
+        None
+    }
+
+    fn open_member(&self, member: &str) -> Result<Blob, TransportError> {
+        let (start, len) = self
+            .resolve(member)
+            .ok_or_else(|| TransportError::Missing {
+                container: self.path.display().to_string(),
+                member: member.to_owned(),
+            })?;
+        Ok(Blob {
+            file: Arc::clone(&self.file),
+            start,
+            len,
+            label: format!("{}:{}", self.path.display(), member),
+        })
+    }
+}
+
+fn index_entry(entry: &tar::Entry) -> Option<(String, Member)> {
+    let name = normalize(&String::from_utf8_lossy(&entry.name))?;
+    let link = String::from_utf8_lossy(&entry.link_name).into_owned();
+    let member = match entry.typeflag {
+        b'0' | b'7' => Member::File {
+            start: entry.header_offset + tar::BLOCK_SIZE as u64,
+            len: entry.data_size,
+        },
+        b'1' => Member::Link(normalize(&link)?),
+        b'2' => {
+            let parent = name.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let target = if link.starts_with('/') {
+                link
+            } else {
+                format!("{parent}/{link}")
+            };
+            Member::Link(normalize_relative(&target)?)
+        }
+        _ => return None,
+    };
+    Some((name, member))
+}
+
+/// Resolves `..` inside a symlink target relative to the archive root.
+fn normalize_relative(target: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names() {
+        assert_eq!(
+            normalize("./blobs//sha256/ab"),
+            Some("blobs/sha256/ab".into())
+        );
+        assert_eq!(normalize("../etc/passwd"), None);
+        assert_eq!(
+            normalize_relative("abc/../def/layer.tar"),
+            Some("def/layer.tar".into())
+        );
+        assert_eq!(normalize_relative("../x"), None);
+    }
+}

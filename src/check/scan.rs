@@ -64,9 +64,8 @@ impl LayerPaths {
     pub(crate) fn record(&mut self, path: &str, kind: EntryKind, ordinal: u64) {
         match kind {
             EntryKind::Whiteout => {
-                let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-                let target = &name[crate::tar::entry::WHITEOUT_PREFIX.len()..];
-                self.whiteouts.insert(path_hash(&format!("{dir}/{target}")));
+                self.whiteouts
+                    .insert(path_hash(&crate::tar::entry::whiteout_target(path)));
             }
             EntryKind::OpaqueWhiteout => {
                 self.opaque.insert(path_hash(super::parent_dir(path)));

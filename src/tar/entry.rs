@@ -98,6 +98,25 @@ impl Entry {
         clean_path(&String::from_utf8_lossy(&self.name))
     }
 
+    /// Whether Go's `filepath.Clean` turns the name into `.`: the entry that describes the
+    /// layer's root directory itself (`./` in most layers; `/` does not count).
+    pub fn is_dot(&self) -> bool {
+        let name = String::from_utf8_lossy(&self.name);
+        if name.starts_with('/') {
+            return false;
+        }
+        let mut depth = 0usize;
+        for part in name.split('/') {
+            match part {
+                "" | "." => {}
+                ".." if depth == 0 => return false,
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+        }
+        depth == 0
+    }
+
     pub fn kind(&self) -> EntryKind {
         match self.typeflag {
             b'0' | b'7' if self.is_whiteout_name() => self.whiteout_kind(),
@@ -145,6 +164,13 @@ pub fn clean_path(name: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// The path a whiteout deletes: `/dir/.wh.name` → `/dir/name`.
+pub fn whiteout_target(path: &str) -> String {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let name = name.strip_prefix(WHITEOUT_PREFIX).unwrap_or(name);
+    format!("{dir}/{name}")
 }
 
 /// The directory holding `path` (`/` for top-level entries).

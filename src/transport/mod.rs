@@ -296,6 +296,35 @@ pub(crate) fn verify(bytes: &[u8], expected: &Digest, file: &str) -> Result<(), 
     Ok(())
 }
 
+/// Drops attestation entries (`unknown/unknown`) and keeps the platform asked for.
+pub(crate) fn select_platforms(
+    images: Vec<ResolvedImage>,
+    selection: &Selection,
+) -> Result<Vec<ResolvedImage>, TransportError> {
+    let images: Vec<ResolvedImage> = images
+        .into_iter()
+        .filter(|image| !image.platform.is_unknown())
+        .collect();
+    let Some(wanted) = &selection.platform else {
+        return Ok(images);
+    };
+    let available: Vec<String> = images
+        .iter()
+        .map(|image| image.platform.to_string())
+        .collect();
+    let chosen: Vec<ResolvedImage> = images
+        .into_iter()
+        .filter(|image| image.platform.matches(wanted))
+        .collect();
+    if chosen.is_empty() {
+        return Err(TransportError::PlatformNotFound {
+            wanted: wanted.clone(),
+            available: available.join(", "),
+        });
+    }
+    Ok(chosen)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,33 +374,4 @@ mod tests {
             Err(TransportError::UnknownTransport(_))
         ));
     }
-}
-
-/// Drops attestation entries (`unknown/unknown`) and keeps the platform asked for.
-pub(crate) fn select_platforms(
-    images: Vec<ResolvedImage>,
-    selection: &Selection,
-) -> Result<Vec<ResolvedImage>, TransportError> {
-    let images: Vec<ResolvedImage> = images
-        .into_iter()
-        .filter(|image| !image.platform.is_unknown())
-        .collect();
-    let Some(wanted) = &selection.platform else {
-        return Ok(images);
-    };
-    let available: Vec<String> = images
-        .iter()
-        .map(|image| image.platform.to_string())
-        .collect();
-    let chosen: Vec<ResolvedImage> = images
-        .into_iter()
-        .filter(|image| image.platform.matches(wanted))
-        .collect();
-    if chosen.is_empty() {
-        return Err(TransportError::PlatformNotFound {
-            wanted: wanted.clone(),
-            available: available.join(", "),
-        });
-    }
-    Ok(chosen)
 }

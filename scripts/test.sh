@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, docs, unit and integration tests,
+# and the differential tests against real runtimes (two remapped dockerds and rootless
+# Podman), which this script installs, starts and stops again.
+#
+# Usage: scripts/test.sh            (as root: it installs packages and starts daemons)
+#        IDFIT_NO_RUNTIMES=1 scripts/test.sh   skips the real runtimes (not allowed with CI=true)
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "toolchain checks"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
+
+if [ "${IDFIT_NO_RUNTIMES:-}" = 1 ] && [ "${CI:-}" != true ]; then
+    step "tests (without real runtimes)"
+    exec cargo test --locked
+fi
+
+step "starting real runtimes"
+trap 'scripts/runtimes.sh stop' EXIT
+scripts/runtimes.sh start
+eval "$(scripts/runtimes.sh env)"
+
+step "tests"
+cargo test --locked

@@ -1,0 +1,257 @@
+//! The real runtimes the differential test loads images into, found through the variables
+//! `scripts/runtimes.sh env` prints:
+//!
+//! - `IDFIT_DOCKER_OVERLAY2_HOST` and `IDFIT_DOCKER_VFS_HOST`: `dockerd --userns-remap`
+//!   sockets, one per storage driver, because the drivers extract layers with different code;
+//! - `IDFIT_ROOTLESS_USER`: a user whose rootless Podman runs `podman load`, started through
+//!   `runuser` (so the test must run as root).
+//!
+//! Each load is followed by removing whatever it created, so cases do not see each other.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const OVERLAY2_VAR: &str = "IDFIT_DOCKER_OVERLAY2_HOST";
+const VFS_VAR: &str = "IDFIT_DOCKER_VFS_HOST";
+const ROOTLESS_VAR: &str = "IDFIT_ROOTLESS_USER";
+/// The user `dockerd --userns-remap=default` creates and takes its ranges from.
+const DOCKER_REMAP_USER: &str = "dockremap";
+
+/// A runtime under test, named as idfit's `--runtime` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Runtime {
+    DockerOverlay2,
+    DockerVfs,
+    Rootless,
+}
+
+impl Runtime {
+    pub const ALL: [Runtime; 3] = [
+        Runtime::DockerOverlay2,
+        Runtime::DockerVfs,
+        Runtime::Rootless,
+    ];
+
+    pub fn idfit_name(self) -> &'static str {
+        match self {
+            Runtime::DockerOverlay2 => "docker",
+            Runtime::DockerVfs => "docker-vfs",
+            Runtime::Rootless => "rootless",
+        }
+    }
+
+    fn variable(self) -> &'static str {
+        match self {
+            Runtime::DockerOverlay2 => OVERLAY2_VAR,
+            Runtime::DockerVfs => VFS_VAR,
+            Runtime::Rootless => ROOTLESS_VAR,
+        }
+    }
+}
+
+/// What a runtime did with one image.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub loaded: bool,
+    pub stderr: String,
+}
+
+/// A rootless user and the namespace map its Podman gets.
+#[derive(Debug, Clone)]
+pub struct RootlessUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: String,
+}
+
+/// The runtimes that were configured, and the id maps to hand idfit for each.
+#[derive(Debug, Clone, Default)]
+pub struct Runtimes {
+    overlay2: Option<String>,
+    vfs: Option<String>,
+    rootless: Option<RootlessUser>,
+}
+
+impl Runtimes {
+    /// Reads the environment. Returns `None` (after saying why) when nothing is configured
+    /// outside CI; in CI (`CI=true`) a missing runtime is a failure, because a skipped
+    /// differential test would look like a passing one.
+    pub fn from_env() -> Option<Runtimes> {
+        let missing: Vec<&str> = Runtime::ALL
+            .iter()
+            .map(|r| r.variable())
+            .filter(|v| std::env::var_os(v).is_none())
+            .collect();
+        if !missing.is_empty() && std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "CI=true but {} not set: run `scripts/runtimes.sh start` and \
+                 `eval \"$(scripts/runtimes.sh env)\"` before the tests",
+                missing.join(", ")
+            );
+        }
+        if missing.len() == Runtime::ALL.len() {
+            eprintln!(
+                "skipping the runtime differential test: {} not set \
+                 (see scripts/runtimes.sh)",
+                missing.join(", ")
+            );
+            return None;
+        }
+        if !missing.is_empty() {
+            eprintln!(
+                "runtime differential test: {} not set, those runtimes are skipped",
+                missing.join(", ")
+            );
+        }
+
+        Some(Runtimes {
+            overlay2: std::env::var(OVERLAY2_VAR).ok(),
+            vfs: std::env::var(VFS_VAR).ok(),
+            rootless: std::env::var(ROOTLESS_VAR)
+                .ok()
+                .map(|name| RootlessUser::look_up(&name)),
+        })
+    }
+
+    pub fn available(&self) -> Vec<Runtime> {
+        let present = |r: &Runtime| match r {
+            Runtime::DockerOverlay2 => self.overlay2.is_some(),
+            Runtime::DockerVfs => self.vfs.is_some(),
+            Runtime::Rootless => self.rootless.is_some(),
+        };
+        Runtime::ALL.into_iter().filter(present).collect()
+    }
+
+    /// Loads the archive at `path`, then removes the image again.
+    pub fn load(&self, runtime: Runtime, path: &Path) -> Outcome {
+        let path = path.to_str().expect("temporary paths are UTF-8");
+        let output = match runtime {
+            Runtime::DockerOverlay2 => docker(self.overlay2.as_deref(), &["load", "-i", path]),
+            Runtime::DockerVfs => docker(self.vfs.as_deref(), &["load", "-i", path]),
+            Runtime::Rootless => self.rootless().podman(&["load", "-i", path]),
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        for image in loaded_images(&stdout) {
+            self.remove(runtime, &image);
+        }
+        Outcome {
+            loaded: output.status.success(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        }
+    }
+
+    fn remove(&self, runtime: Runtime, image: &str) {
+        let output = match runtime {
+            Runtime::DockerOverlay2 => docker(self.overlay2.as_deref(), &["rmi", "-f", image]),
+            Runtime::DockerVfs => docker(self.vfs.as_deref(), &["rmi", "-f", image]),
+            Runtime::Rootless => self.rootless().podman(&["rmi", "-f", image]),
+        };
+        if !output.status.success() {
+            eprintln!(
+                "could not remove {image} from {}: {}",
+                runtime.idfit_name(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+    }
+
+    /// The `--uid-map`/`--gid-map` arguments that describe the runtime's namespace.
+    pub fn map_arguments(&self, runtime: Runtime) -> Vec<String> {
+        let (uid_map, gid_map) = match runtime {
+            Runtime::Rootless => self.rootless().namespace_maps(),
+            _ => {
+                let uid = subordinate_range("/etc/subuid", DOCKER_REMAP_USER);
+                let gid = subordinate_range("/etc/subgid", DOCKER_REMAP_USER);
+                (vec![format!("0:{uid}")], vec![format!("0:{gid}")])
+            }
+        };
+        let uid = uid_map
+            .into_iter()
+            .flat_map(|m| ["--uid-map".to_string(), m]);
+        let gid = gid_map
+            .into_iter()
+            .flat_map(|m| ["--gid-map".to_string(), m]);
+        uid.chain(gid).collect()
+    }
+
+    fn rootless(&self) -> &RootlessUser {
+        self.rootless
+            .as_ref()
+            .expect("rootless runtime is configured")
+    }
+}
+
+impl RootlessUser {
+    fn look_up(name: &str) -> RootlessUser {
+        let passwd = fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+        let fields: Vec<&str> = passwd
+            .lines()
+            .map(|line| line.split(':').collect::<Vec<_>>())
+            .find(|fields| fields[0] == name)
+            .unwrap_or_else(|| panic!("user `{name}` from {ROOTLESS_VAR} is not in /etc/passwd"));
+        RootlessUser {
+            name: name.to_string(),
+            uid: fields[2].parse().expect("numeric uid in /etc/passwd"),
+            gid: fields[3].parse().expect("numeric gid in /etc/passwd"),
+            home: fields[5].to_string(),
+        }
+    }
+
+    /// Rootless Podman's namespace: the user's own uid and primary gid become 0 and the
+    /// subordinate ranges follow from 1 (what `podman info` shows as `idMappings`).
+    fn namespace_maps(&self) -> (Vec<String>, Vec<String>) {
+        let uid = subordinate_range("/etc/subuid", &self.name);
+        let gid = subordinate_range("/etc/subgid", &self.name);
+        (
+            vec![format!("0:{}:1", self.uid), format!("1:{uid}")],
+            vec![format!("0:{}:1", self.gid), format!("1:{gid}")],
+        )
+    }
+
+    fn podman(&self, arguments: &[&str]) -> Output {
+        Command::new("runuser")
+            .args(["-u", &self.name, "--", "env", "-i"])
+            .arg(format!("HOME={}", self.home))
+            .arg(format!("USER={}", self.name))
+            .arg(format!("XDG_RUNTIME_DIR=/run/user/{}", self.uid))
+            .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .arg("podman")
+            .args(arguments)
+            .output()
+            .expect("run podman through runuser")
+    }
+}
+
+fn docker(host: Option<&str>, arguments: &[&str]) -> Output {
+    let host = host.expect("docker runtime is configured");
+    Command::new("docker")
+        .args(["-H", host])
+        .args(arguments)
+        .output()
+        .expect("run the docker client")
+}
+
+/// `docker load` prints `Loaded image: <ref>` or `Loaded image ID: <id>`, podman
+/// `Loaded image: <ref>` or `Loaded image(s): <ref>,<ref>`.
+fn loaded_images(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.split_once(": "))
+        .filter(|(label, _)| label.starts_with("Loaded image"))
+        .flat_map(|(_, images)| images.split(','))
+        .map(|image| image.trim().to_string())
+        .filter(|image| !image.is_empty())
+        .collect()
+}
+
+/// `start:count` of the first line for `user` in a subordinate id file.
+fn subordinate_range(file: &str, user: &str) -> String {
+    let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("read {file}: {e}"));
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| *name == user)
+        .map(|(_, range)| range.trim().to_string())
+        .unwrap_or_else(|| panic!("{file} has no line for `{user}`"))
+}

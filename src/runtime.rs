@@ -118,6 +118,15 @@ impl Runtime {
         })
     }
 
+    /// Whether the runtime gives an entry an owner id `id` from one side (uid or gid) of a
+    /// namespace map without error.
+    pub fn accepts_id(self, map: &IdMap, id: i64) -> bool {
+        match self {
+            Runtime::Rootless => !kernel_refuses(map, id),
+            _ => docker_accepts(map, id),
+        }
+    }
+
     /// The text the runtime prints when it stops at this entry.
     pub fn message(self, entry: &Entry, map: &NamespaceMap, problem: &Problem) -> String {
         let path = entry.path();
@@ -195,19 +204,19 @@ impl Problem {
     }
 }
 
-/// Docker's `IdentityMapping.ToHost`: an id equal to the host id of container root is passed
-/// through unmapped (so on a 0:100000:65536 map, uid 100000 loads); the uid is checked first
-/// and named when both are out of range. Returns the id that fails.
+/// Docker's `IdentityMapping.ToHost`: the uid is checked first and named when both are out of
+/// range. Returns the id that fails.
 fn docker_unmapped(map: &NamespaceMap, uid: i64, gid: i64) -> Option<i64> {
-    let root_uid = map.uid.to_host(0);
-    let root_gid = map.gid.to_host(0);
-    if Some(uid) != root_uid && !map.uid.contains(uid) {
+    if !docker_accepts(&map.uid, uid) {
         return Some(uid);
     }
-    if Some(gid) != root_gid && !map.gid.contains(gid) {
-        return Some(gid);
-    }
-    None
+    (!docker_accepts(&map.gid, gid)).then_some(gid)
+}
+
+/// An id equal to the host id of container root is passed through unmapped (so on a
+/// 0:100000:65536 map, 100000 loads); any other id must be inside the map.
+fn docker_accepts(map: &IdMap, id: i64) -> bool {
+    map.to_host(0) == Some(id) || map.contains(id)
 }
 
 /// `lchown(2)` inside a user namespace: Go passes the id as a machine word and the kernel

@@ -67,13 +67,22 @@ pub fn check(
     targets: &[Target],
     progress: &dyn Progress,
 ) -> Result<ImageReport, CheckError> {
-    let scans: Vec<LayerScan> = image
+    let scans = scan_image(image, targets, progress)?;
+    Ok(assemble(image, targets, &scans))
+}
+
+/// Reads every layer of an image, in parallel.
+pub fn scan_image(
+    image: &ResolvedImage,
+    targets: &[Target],
+    progress: &dyn Progress,
+) -> Result<Vec<LayerScan>, CheckError> {
+    image
         .layers
         .par_iter()
         .enumerate()
         .map(|(index, layer)| scan::scan_layer(index, layer, targets, progress))
-        .collect::<Result<_, _>>()?;
-    Ok(assemble(image, targets, &scans))
+        .collect()
 }
 
 /// The total size of the blobs `check` will read, for progress.
@@ -81,7 +90,8 @@ pub fn total_bytes(image: &ResolvedImage) -> u64 {
     image.layers.iter().map(|layer| layer.blob.len()).sum()
 }
 
-fn assemble(image: &ResolvedImage, targets: &[Target], scans: &[LayerScan]) -> ImageReport {
+/// The report on an image from the scans of its layers.
+pub fn assemble(image: &ResolvedImage, targets: &[Target], scans: &[LayerScan]) -> ImageReport {
     let history = image.config.layer_history();
     let paths: Vec<&scan::LayerPaths> = scans.iter().map(|scan| &scan.paths).collect();
     let mut findings = Vec::new();

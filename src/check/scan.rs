@@ -1,16 +1,18 @@
 //! Reading one layer: every entry is checked against every runtime of interest while the
 //! layer streams, and just enough is kept to decide later which entries stay visible.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{BufReader, Read};
 
+use crate::accounts;
 use crate::idmap::NamespaceMap;
 use crate::image::{Compression, Digest, HashingReader};
 use crate::progress::{Progress, ProgressReader};
 use crate::runtime::{Problem, Runtime};
 use crate::tar::{Entry, EntryKind, Id, Reader, Seekable, Skip, Streamed, TarError};
 use crate::transport::LayerSource;
+use crate::xattr;
 
 use super::CheckError;
 
@@ -116,6 +118,14 @@ pub struct LayerScan {
     pub max_gid: i64,
     pub passwd: Option<Vec<u8>>,
     pub group: Option<Vec<u8>>,
+    /// Every distinct owner id of an entry.
+    pub uids: BTreeSet<i64>,
+    pub gids: BTreeSet<i64>,
+    /// Every id named inside an ACL or capability xattr.
+    pub xattr_uids: BTreeSet<i64>,
+    pub xattr_gids: BTreeSet<i64>,
+    /// Every copy of /etc/passwd or /etc/group in the layer, with the ids it names.
+    pub account_files: Vec<(String, accounts::AccountIds)>,
 }
 
 /// Reads one layer, checking each entry against each target and verifying both digests.
@@ -233,28 +243,54 @@ pub fn read_entries<R: Skip>(
         max_gid: 0,
         passwd: None,
         group: None,
+        uids: BTreeSet::new(),
+        gids: BTreeSet::new(),
+        xattr_uids: BTreeSet::new(),
+        xattr_gids: BTreeSet::new(),
+        account_files: Vec::new(),
     };
     while let Some(entry) = reader.next_entry()? {
         let ordinal = scan.entries;
         scan.entries += 1;
         let path = entry.path();
         let kind = entry.kind();
-        scan.max_uid = scan.max_uid.max(entry.uid.value);
-        scan.max_gid = scan.max_gid.max(entry.gid.value);
+        record_ids(&mut scan, &entry);
         scan.paths.record(&path, kind, ordinal);
         if kind == EntryKind::File && (path == PASSWD || path == GROUP) {
             let content = reader.read_data(MAX_ACCOUNT_FILE)?;
-            *(if path == PASSWD {
+            record_account_ids(&mut scan, &path, &content);
+            let slot = if path == PASSWD {
                 &mut scan.passwd
             } else {
                 &mut scan.group
-            }) = Some(content);
+            };
+            *slot = Some(content);
         }
         if let Some(hit) = check_entry(&entry, &path, kind, ordinal, targets) {
             scan.hits.push(hit);
         }
     }
     Ok(scan)
+}
+
+fn record_ids(scan: &mut LayerScan, entry: &Entry) {
+    scan.max_uid = scan.max_uid.max(entry.uid.value);
+    scan.max_gid = scan.max_gid.max(entry.gid.value);
+    scan.uids.insert(entry.uid.value);
+    scan.gids.insert(entry.gid.value);
+    for ids in xattr::ids_in(&entry.xattrs) {
+        let set = if ids.is_group {
+            &mut scan.xattr_gids
+        } else {
+            &mut scan.xattr_uids
+        };
+        set.insert(ids.id);
+    }
+}
+
+fn record_account_ids(scan: &mut LayerScan, path: &str, content: &[u8]) {
+    let ids = accounts::ids(path == PASSWD, content);
+    scan.account_files.push((path.to_owned(), ids));
 }
 
 fn check_entry(

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use idfit::check::Profile;
+use idfit::fix::table::Policy;
 use idfit::idmap::IdMapping;
 use idfit::image::Platform;
 use idfit::runtime::Runtime;
@@ -46,6 +47,102 @@ pub enum Command {
     /// Report every layer entry a runtime cannot map, without extracting anything
     #[command(after_long_help = EXIT_STATUS)]
     Check(CheckArgs),
+    /// Rewrite only the offending layers so the image loads under the chosen runtime
+    #[command(after_long_help = FIX_EXIT_STATUS)]
+    Fix(FixArgs),
+}
+
+const FIX_EXIT_STATUS: &str = "\
+Exit status:
+  0  the fixed image was written (or, with --dry-run, the plan was printed)
+  2  an error: nothing was written
+
+Policies:
+  remap            each out-of-range id gets its own unused in-range id, and the image's
+                   /etc/passwd, /etc/group and config User are rewritten to match (default)
+  owner=UID:GID    every out-of-range uid becomes UID and every out-of-range gid GID
+  table            only --map-uid/--map-gid apply; an id they miss is an error";
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// The image to read; it is never modified
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// Where to write: docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:PATH[:TAG]
+    #[arg(value_name = "DESTINATION", required_unless_present = "dry_run")]
+    pub destination: Option<String>,
+    #[command(flatten)]
+    pub maps: MapArgs,
+    /// How out-of-range ids are replaced: remap, owner=UID:GID or table
+    #[arg(long, value_name = "POLICY")]
+    pub policy: Option<PolicyArg>,
+    /// Replace uid FROM by TO (repeatable)
+    #[arg(long = "map-uid", value_name = "FROM=TO")]
+    pub map_uid: Vec<IdPair>,
+    /// Replace gid FROM by TO (repeatable)
+    #[arg(long = "map-gid", value_name = "FROM=TO")]
+    pub map_gid: Vec<IdPair>,
+    /// Print the plan and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace DESTINATION if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Output format of the report
+    #[arg(long, value_enum, default_value_t = FixFormat::Text)]
+    pub format: FixFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixFormat {
+    /// For people
+    Text,
+    /// The plan and its outcome as JSON
+    Json,
+}
+
+/// `FROM=TO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdPair(pub i64, pub i64);
+
+impl std::str::FromStr for IdPair {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{text}` is not of the form FROM=TO with numeric ids");
+        let (from, to) = text.split_once('=').ok_or_else(bad)?;
+        let to: u32 = to.trim().parse().map_err(|_| bad())?;
+        Ok(IdPair(
+            from.trim().parse().map_err(|_| bad())?,
+            i64::from(to),
+        ))
+    }
+}
+
+/// A `--policy` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyArg(pub Policy);
+
+impl std::str::FromStr for PolicyArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{text}` is not remap, owner=UID:GID or table");
+        let policy = match text {
+            "remap" => Policy::Remap,
+            "table" => Policy::TableOnly,
+            _ => {
+                let owner = text.strip_prefix("owner=").ok_or_else(bad)?;
+                let (uid, gid) = owner.split_once(':').ok_or_else(bad)?;
+                let id = |s: &str| s.parse::<u32>().map(i64::from).map_err(|_| bad());
+                Policy::Owner {
+                    uid: id(uid)?,
+                    gid: id(gid)?,
+                }
+            }
+        };
+        Ok(PolicyArg(policy))
+    }
 }
 
 #[derive(Debug, Args)]

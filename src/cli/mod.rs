@@ -1,6 +1,7 @@
 //! The `idfit` binary: parses arguments, wires the library together and prints.
 
 mod args;
+mod fix;
 mod progress;
 mod sarif;
 mod text;
@@ -21,7 +22,7 @@ use idfit::transport::{self, ImageReference, Selection, TransportError};
 use args::{CheckArgs, Cli, Command, Format, MapArgs};
 
 /// Exit status when the image passes.
-const PASS: u8 = 0;
+pub(crate) const PASS: u8 = 0;
 /// Exit status when the image would fail.
 const FINDINGS: u8 = 1;
 /// Exit status on any error.
@@ -32,6 +33,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.output.quiet, cli.output.verbose);
     let outcome = match &cli.command {
         Command::Check(args) => run_check(args, cli.output.quiet),
+        Command::Fix(args) => fix::run(args, cli.output.quiet),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -66,7 +68,7 @@ fn run_check(args: &CheckArgs, quiet: bool) -> Result<u8, Box<dyn Error + Send +
     let selection = Selection {
         platform: args.maps.platform.clone(),
     };
-    let images = transport::open(&reference, &selection)?;
+    let images = transport::open(&reference, &selection)?.images;
     let bar = progress::Bar::new(quiet);
     idfit::progress::Progress::begin(&bar, images.iter().map(check::total_bytes).sum());
     let reports = images
@@ -83,7 +85,7 @@ fn run_check(args: &CheckArgs, quiet: bool) -> Result<u8, Box<dyn Error + Send +
     Ok(if report.passes() { PASS } else { FINDINGS })
 }
 
-fn map_options(args: &MapArgs) -> MapOptions {
+pub(crate) fn map_options(args: &MapArgs) -> MapOptions {
     MapOptions {
         uid_map: args.uid_map.clone(),
         gid_map: args.gid_map.clone(),
@@ -144,6 +146,9 @@ fn hint(error: &(dyn Error + 'static)) -> Option<String> {
     }
     if let Some(check::CheckError::Layer { .. }) = error.downcast_ref::<check::CheckError>() {
         return Some("the layer is truncated or corrupt; fetch or save the image again".into());
+    }
+    if let Some(error) = error.downcast_ref::<idfit::fix::FixError>() {
+        return error.hint();
     }
     match error.downcast_ref::<TargetError>() {
         Some(TargetError::Host(host)) => host.hint(),

@@ -1,6 +1,7 @@
 //! The image model: what a layout on disk or in a registry resolves to, independent of where
 //! it came from.
 
+pub mod compress;
 pub mod digest;
 pub mod spec;
 

@@ -8,6 +8,7 @@ pub mod entry;
 pub mod header;
 pub mod pax;
 pub mod reader;
+pub mod rewrite;
 
 pub use entry::{Entry, EntryKind, Id, IdSource, clean_path};
 pub use header::{BLOCK_SIZE, HeaderBlock};

@@ -116,15 +116,47 @@ pub struct Reader<R> {
     /// Content bytes of the current entry not yet read, then its padding.
     remaining: u64,
     padding: u64,
+    /// Metadata entries and sparse extension blocks kept as read, for a rewriter.
+    raw: Option<Raw>,
+    /// Zero blocks read at the end of the archive (0, 1 or 2).
+    end_blocks: usize,
+}
+
+/// A metadata entry as read.
+#[derive(Debug)]
+pub struct RawRecord {
+    /// Offset of its header in the archive.
+    pub offset: u64,
+    pub header: HeaderBlock,
+    /// Its content followed by the padding as it was in the archive.
+    pub padded: Vec<u8>,
+    /// Bytes of content in `padded`.
+    pub size: usize,
+}
+
+impl RawRecord {
+    pub fn data(&self) -> &[u8] {
+        &self.padded[..self.size]
+    }
+}
+
+/// The blocks of one entry besides its own header, exactly as they were in the archive.
+#[derive(Debug, Default)]
+pub struct Raw {
+    /// PAX (`x`, `g`) and GNU long-name (`L`, `K`) entries before the header.
+    pub records: Vec<RawRecord>,
+    /// Old GNU sparse extension blocks after the header.
+    pub sparse: Vec<HeaderBlock>,
 }
 
 /// The metadata records gathered before an entry's own header.
 #[derive(Default)]
-struct Pending {
-    start: Option<u64>,
-    pax: Option<(u64, Vec<Record>)>,
-    long_name: Option<Vec<u8>>,
-    long_link: Option<Vec<u8>>,
+pub(crate) struct Pending {
+    pub start: Option<u64>,
+    /// The last PAX extended header and its offset: Go applies only the last one.
+    pub pax: Option<(u64, Vec<Record>)>,
+    pub long_name: Option<Vec<u8>>,
+    pub long_link: Option<Vec<u8>>,
 }
 
 impl<R: Skip> Reader<R> {
@@ -134,7 +166,44 @@ impl<R: Skip> Reader<R> {
             position: 0,
             remaining: 0,
             padding: 0,
+            raw: None,
+            end_blocks: 0,
         }
+    }
+
+    /// Keeps the raw metadata blocks of each entry for [`Reader::take_raw`].
+    pub fn keeping_raw(mut self) -> Self {
+        self.raw = Some(Raw::default());
+        self
+    }
+
+    /// The raw blocks gathered since the last call: those of the entry just returned, or,
+    /// after the end, metadata entries that no header followed.
+    pub fn take_raw(&mut self) -> Raw {
+        self.raw.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// How many zero blocks ended the archive: 2 normally, 1 when the data ended after one,
+    /// 0 when it ended right after the last entry.
+    pub fn end_blocks(&self) -> usize {
+        self.end_blocks
+    }
+
+    /// Copies the rest of the current entry's content and padding to `out`.
+    pub fn copy_data(&mut self, out: &mut dyn io::Write) -> Result<(), TarError> {
+        let count = self.remaining + self.padding;
+        let offset = self.position;
+        let copied = io::copy(&mut (&mut self.inner).take(count), out)
+            .map_err(|source| io_error(offset, source))?;
+        self.position += copied;
+        if copied < count {
+            return Err(TarError::Truncated {
+                offset: self.position,
+            });
+        }
+        self.remaining = 0;
+        self.padding = 0;
+        Ok(())
     }
 
     /// Bytes consumed so far.
@@ -161,20 +230,29 @@ impl<R: Skip> Reader<R> {
             pending.start.get_or_insert(offset);
             let format = block.format().ok_or(TarError::Checksum { offset })?;
             let size = numeric(&block, field::SIZE, "size", offset)?;
-            match block.typeflag() {
+            let typeflag = block.typeflag();
+            if !matches!(typeflag, b'x' | b'g' | b'L' | b'K') {
+                return self.finish_entry(block, format, offset, pending).map(Some);
+            }
+            let padded = self.read_special(size, offset)?;
+            let data = &padded[..size as usize];
+            match typeflag {
                 b'x' => {
-                    let data = self.read_special(size, offset)?;
-                    let records = pax::parse_records(&data)
+                    let records = pax::parse_records(data)
                         .map_err(|source| TarError::Pax { offset, source })?;
                     pending.pax = Some((offset, records));
                 }
-                b'g' => {
-                    self.read_special(size, offset)?;
-                    pending = Pending::default();
-                }
-                b'L' => pending.long_name = Some(self.read_name(size, offset)?),
-                b'K' => pending.long_link = Some(self.read_name(size, offset)?),
-                _ => return self.finish_entry(block, format, offset, pending).map(Some),
+                b'g' => pending = Pending::default(),
+                b'L' => pending.long_name = Some(cut_at_nul(data).to_vec()),
+                _ => pending.long_link = Some(cut_at_nul(data).to_vec()),
+            }
+            if let Some(raw) = &mut self.raw {
+                raw.records.push(RawRecord {
+                    offset,
+                    header: block,
+                    size: size as usize,
+                    padded,
+                });
             }
         }
     }
@@ -205,29 +283,8 @@ impl<R: Skip> Reader<R> {
         offset: u64,
         pending: Pending,
     ) -> Result<Entry, TarError> {
-        let mut entry = parse_header(block, format, offset)?;
-        entry.start = pending.start.unwrap_or(offset);
-        if let Some((_, records)) = &pending.pax {
-            apply_pax(&mut entry, records, offset)?;
-        }
-        entry.pax = pending.pax;
-        if let Some(name) = pending.long_name {
-            entry.name = name;
-        }
-        if let Some(link) = pending.long_link {
-            entry.link_name = link;
-        }
-        if entry.typeflag == 0 {
-            entry.typeflag = if entry.name.ends_with(b"/") {
-                b'5'
-            } else {
-                b'0'
-            };
-        }
-        if matches!(entry.typeflag, b'1'..=b'6') {
-            entry.data_size = 0;
-        }
-        if entry.typeflag == b'S' && entry.header.0[field::GNU_IS_EXTENDED] != 0 {
+        let entry = assemble(block, format, offset, pending)?;
+        if has_sparse_extensions(&entry) {
             self.skip_sparse_extensions()?;
         }
         self.remaining = entry.data_size;
@@ -242,7 +299,11 @@ impl<R: Skip> Reader<R> {
             let offset = self.position;
             let mut block = [0u8; BLOCK_SIZE];
             self.read_exact(&mut block, offset)?;
-            if block[504] == 0 {
+            let last = block[504] == 0;
+            if let Some(raw) = &mut self.raw {
+                raw.sparse.push(HeaderBlock(block));
+            }
+            if last {
                 return Ok(());
             }
         }
@@ -274,9 +335,14 @@ impl<R: Skip> Reader<R> {
         if !block.is_zero() {
             return Ok(Some(block));
         }
+        self.end_blocks = 1;
         match self.read_block_or_end()? {
             Some(next) if !next.is_zero() => Err(TarError::ZeroBlockThenData { offset }),
-            _ => Ok(None),
+            Some(_) => {
+                self.end_blocks = 2;
+                Ok(None)
+            }
+            None => Ok(None),
         }
     }
 
@@ -300,7 +366,7 @@ impl<R: Skip> Reader<R> {
         }
     }
 
-    /// Reads a metadata entry's content and its padding.
+    /// Reads a metadata entry's content with its padding.
     fn read_special(&mut self, size: i64, offset: u64) -> Result<Vec<u8>, TarError> {
         if !(0..=MAX_SPECIAL_SIZE as i64).contains(&size) {
             return Err(TarError::SpecialTooLarge { offset, size });
@@ -308,13 +374,7 @@ impl<R: Skip> Reader<R> {
         let size = size as u64;
         let mut data = vec![0u8; (size + padding(size)) as usize];
         self.read_exact(&mut data, offset)?;
-        data.truncate(size as usize);
         Ok(data)
-    }
-
-    fn read_name(&mut self, size: i64, offset: u64) -> Result<Vec<u8>, TarError> {
-        let data = self.read_special(size, offset)?;
-        Ok(cut_at_nul(&data).to_vec())
     }
 
     fn read_exact(&mut self, buf: &mut [u8], offset: u64) -> Result<(), TarError> {
@@ -326,7 +386,46 @@ impl<R: Skip> Reader<R> {
     }
 }
 
-fn io_error(offset: u64, source: io::Error) -> TarError {
+/// The entry a header describes once the metadata before it is applied, as Go's `Next`
+/// builds it.
+pub(crate) fn assemble(
+    block: HeaderBlock,
+    format: Format,
+    offset: u64,
+    pending: Pending,
+) -> Result<Entry, TarError> {
+    let mut entry = parse_header(block, format, offset)?;
+    entry.start = pending.start.unwrap_or(offset);
+    if let Some((_, records)) = &pending.pax {
+        apply_pax(&mut entry, records, offset)?;
+    }
+    entry.pax = pending.pax;
+    if let Some(name) = pending.long_name {
+        entry.name = name;
+    }
+    if let Some(link) = pending.long_link {
+        entry.link_name = link;
+    }
+    if entry.typeflag == 0 {
+        entry.typeflag = if entry.name.ends_with(b"/") {
+            b'5'
+        } else {
+            b'0'
+        };
+    }
+    // Go ignores the size field of types that never have content.
+    if matches!(entry.typeflag, b'1'..=b'6') {
+        entry.data_size = 0;
+    }
+    Ok(entry)
+}
+
+/// Whether an old GNU sparse header is followed by extension blocks.
+pub(crate) fn has_sparse_extensions(entry: &Entry) -> bool {
+    entry.typeflag == b'S' && entry.header.0[field::GNU_IS_EXTENDED] != 0
+}
+
+pub(crate) fn io_error(offset: u64, source: io::Error) -> TarError {
     if source.kind() == io::ErrorKind::UnexpectedEof {
         TarError::Truncated { offset }
     } else {
@@ -334,7 +433,8 @@ fn io_error(offset: u64, source: io::Error) -> TarError {
     }
 }
 
-fn padding(size: u64) -> u64 {
+/// Bytes of padding after `size` bytes of content.
+pub(crate) fn padding(size: u64) -> u64 {
     (BLOCK_SIZE as u64 - size % BLOCK_SIZE as u64) % BLOCK_SIZE as u64
 }
 

@@ -69,7 +69,7 @@ pub fn resolve(
 fn resolve_item(storage: &Storage, item: &ManifestItem) -> Result<ResolvedImage, TransportError> {
     let config_blob = storage.open(&item.config)?;
     let expected = digest_of_member(&item.config, &config_blob.label)?;
-    let (config_digest, config) = read_config(&config_blob, expected.as_ref())?;
+    let (config_digest, config, config_bytes) = read_config(&config_blob, expected.as_ref())?;
     let mut layers = Vec::new();
     for member in &item.layers {
         let blob = storage.open(member)?;
@@ -90,8 +90,10 @@ fn resolve_item(storage: &Storage, item: &ManifestItem) -> Result<ResolvedImage,
             .and_then(|tags| tags.first().cloned()),
         platform: config.platform(),
         manifest_digest: None,
+        manifest: None,
         config_digest,
         config,
+        config_bytes,
         layers,
     })
 }

@@ -4,6 +4,7 @@
 pub mod docker_archive;
 pub mod oci_layout;
 pub mod storage;
+pub mod write;
 
 use std::fmt;
 use std::io;
@@ -148,6 +149,16 @@ pub enum TransportError {
         diff_ids: usize,
         layers: usize,
     },
+    #[error("`{0}` names no transport to write to")]
+    Destination(String),
+    #[error("`{}` exists", .0.display())]
+    DestinationExists(PathBuf),
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("index nesting in `{0}` is deeper than 8 levels")]
     NestingTooDeep(String),
     #[error("`{file}` names digest `{text}`")]
@@ -179,6 +190,10 @@ impl TransportError {
             TransportError::DigestMismatch { .. } | TransportError::SizeMismatch { .. } => {
                 Some("the image is corrupt or was modified after it was written".to_owned())
             }
+            TransportError::DestinationExists(_) => Some("pass --force to replace it".to_owned()),
+            TransportError::Destination(_) => Some(
+                "write to docker-archive:PATH[:NAME:TAG], oci:DIR[:TAG] or oci-archive:PATH[:TAG]".to_owned(),
+            ),
             TransportError::PlatformNotFound { .. } => {
                 Some("pass one of the listed platforms to --platform".to_owned())
             }
@@ -196,8 +211,12 @@ pub struct ResolvedImage {
     pub platform: Platform,
     /// The manifest digest, where the source has a manifest blob.
     pub manifest_digest: Option<Digest>,
+    /// The manifest as stored, where the source has one.
+    pub manifest: Option<Vec<u8>>,
     pub config_digest: Digest,
     pub config: ImageConfig,
+    /// The configuration as stored.
+    pub config_bytes: Vec<u8>,
     pub layers: Vec<LayerSource>,
 }
 
@@ -223,50 +242,79 @@ pub struct Selection {
     pub platform: Option<Platform>,
 }
 
+/// How the files of a source are organised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutKind {
+    /// `manifest.json` naming members, as `docker save` writes.
+    DockerArchive,
+    /// An OCI image layout: `index.json` and `blobs/`.
+    Oci,
+}
+
+/// An opened image source.
+#[derive(Debug)]
+pub struct Source {
+    pub storage: Storage,
+    pub kind: LayoutKind,
+    pub images: Vec<ResolvedImage>,
+}
+
 /// Opens an image source and resolves it to its images.
-pub fn open(
-    reference: &ImageReference,
-    selection: &Selection,
-) -> Result<Vec<ResolvedImage>, TransportError> {
-    match reference {
-        ImageReference::DockerArchive { path, reference } => {
-            let storage = Storage::Archive(storage::Archive::open(path)?);
-            docker_archive::resolve(&storage, reference.as_deref(), selection)
-        }
+pub fn open(reference: &ImageReference, selection: &Selection) -> Result<Source, TransportError> {
+    let (storage, kind, tag) = match reference {
+        ImageReference::DockerArchive { path, reference } => (
+            Storage::Archive(storage::Archive::open(path)?),
+            LayoutKind::DockerArchive,
+            reference,
+        ),
         ImageReference::Oci { path, tag } => {
-            oci_layout::resolve(&Storage::Directory(path.clone()), tag.as_deref(), selection)
+            (Storage::Directory(path.clone()), LayoutKind::Oci, tag)
         }
-        ImageReference::OciArchive { path, tag } => {
-            let storage = Storage::Archive(storage::Archive::open(path)?);
-            oci_layout::resolve(&storage, tag.as_deref(), selection)
+        ImageReference::OciArchive { path, tag } => (
+            Storage::Archive(storage::Archive::open(path)?),
+            LayoutKind::Oci,
+            tag,
+        ),
+        ImageReference::Path(path) => {
+            let (storage, kind) = detect(path)?;
+            (storage, kind, &None)
         }
-        ImageReference::Path(path) => open_detected(path, selection),
-        ImageReference::Registry(_) => Err(TransportError::Unsupported("docker")),
-        ImageReference::DockerDaemon(_) => Err(TransportError::Unsupported("docker-daemon")),
-    }
+        ImageReference::Registry(_) => return Err(TransportError::Unsupported("docker")),
+        ImageReference::DockerDaemon(_) => {
+            return Err(TransportError::Unsupported("docker-daemon"));
+        }
+    };
+    let images = match kind {
+        LayoutKind::DockerArchive => docker_archive::resolve(&storage, tag.as_deref(), selection)?,
+        LayoutKind::Oci => oci_layout::resolve(&storage, tag.as_deref(), selection)?,
+    };
+    Ok(Source {
+        storage,
+        kind,
+        images,
+    })
 }
 
 /// A bare path: a directory is an OCI layout; a file is a docker archive when it has
 /// `manifest.json` (Docker 25 and later also put an OCI layout beside it), else an OCI archive.
-fn open_detected(path: &Path, selection: &Selection) -> Result<Vec<ResolvedImage>, TransportError> {
+fn detect(path: &Path) -> Result<(Storage, LayoutKind), TransportError> {
+    let not_an_image = || TransportError::NotAnImage {
+        path: path.to_owned(),
+    };
     let storage = if path.is_dir() {
         Storage::Directory(path.to_owned())
     } else {
         Storage::Archive(storage::Archive::open(path).map_err(|error| match error {
-            TransportError::Archive { .. } => TransportError::NotAnImage {
-                path: path.to_owned(),
-            },
+            TransportError::Archive { .. } => not_an_image(),
             other => other,
         })?)
     };
     if storage.contains(docker_archive::MANIFEST) {
-        docker_archive::resolve(&storage, None, selection)
+        Ok((storage, LayoutKind::DockerArchive))
     } else if storage.contains(oci_layout::INDEX) {
-        oci_layout::resolve(&storage, None, selection)
+        Ok((storage, LayoutKind::Oci))
     } else {
-        Err(TransportError::NotAnImage {
-            path: path.to_owned(),
-        })
+        Err(not_an_image())
     }
 }
 

@@ -99,6 +99,7 @@ fn collect(
             let manifest: ImageManifest = parse_json(&bytes, &blob.label, "an image manifest")?;
             let mut image = resolve_manifest(storage, &manifest)?;
             image.manifest_digest = Some(descriptor.digest.clone());
+            image.manifest = Some(bytes);
             image.name = descriptor.annotations.get(REF_NAME).cloned();
             if let Some(platform) = &descriptor.platform {
                 image.platform = platform.clone();
@@ -127,7 +128,8 @@ fn resolve_manifest(
     manifest: &ImageManifest,
 ) -> Result<ResolvedImage, TransportError> {
     let config_blob = open_blob(storage, &manifest.config.digest, Some(manifest.config.size))?;
-    let (config_digest, config) = read_config(&config_blob, Some(&manifest.config.digest))?;
+    let (config_digest, config, config_bytes) =
+        read_config(&config_blob, Some(&manifest.config.digest))?;
     let mut layers = Vec::new();
     for descriptor in &manifest.layers {
         let declared = Compression::of_media_type(&descriptor.media_type).ok_or_else(|| {
@@ -150,8 +152,10 @@ fn resolve_manifest(
         name: None,
         platform: config.platform(),
         manifest_digest: None,
+        manifest: None,
         config_digest,
         config,
+        config_bytes,
         layers,
     })
 }
@@ -180,7 +184,7 @@ pub(crate) fn attach_diff_ids(
 pub(crate) fn read_config(
     blob: &Blob,
     expected: Option<&Digest>,
-) -> Result<(Digest, ImageConfig), TransportError> {
+) -> Result<(Digest, ImageConfig, Vec<u8>), TransportError> {
     let bytes = blob.read_json_bytes()?;
     let digest = match expected {
         Some(expected) => {
@@ -190,7 +194,7 @@ pub(crate) fn read_config(
         None => Digest::of(&bytes),
     };
     let config = parse_json(&bytes, &blob.label, "an image configuration")?;
-    Ok((digest, config))
+    Ok((digest, config, bytes))
 }
 
 /// The blob with `digest`, checked against the declared size.

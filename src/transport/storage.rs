@@ -24,6 +24,8 @@ pub struct Blob {
     len: u64,
     /// Where the blob lives, for messages: `image.tar:blobs/sha256/…` or a file path.
     pub label: String,
+    /// The file, when the blob is a whole file of a directory, so it can be linked.
+    pub whole_file: Option<PathBuf>,
 }
 
 impl Blob {
@@ -138,6 +140,21 @@ impl Storage {
         }
     }
 
+    /// The members under `blobs/`, as `blobs/<algorithm>/<hex>` names.
+    pub fn blob_names(&self) -> Result<Vec<String>, TransportError> {
+        let mut names = match self {
+            Storage::Directory(root) => list_blob_files(root)?,
+            Storage::Archive(archive) => archive
+                .members
+                .keys()
+                .filter(|name| name.starts_with("blobs/") && name.matches('/').count() == 2)
+                .cloned()
+                .collect(),
+        };
+        names.sort();
+        Ok(names)
+    }
+
     /// The path of the directory or archive.
     pub fn path(&self) -> &Path {
         match self {
@@ -172,7 +189,37 @@ fn open_in_directory(root: &Path, member: &str) -> Result<Blob, TransportError> 
         start: 0,
         len,
         label: path.display().to_string(),
+        whole_file: Some(path),
     })
+}
+
+fn list_blob_files(root: &Path) -> Result<Vec<String>, TransportError> {
+    let read_dir = |path: &Path| {
+        std::fs::read_dir(path).map_err(|source| TransportError::Open {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let mut names = Vec::new();
+    for algorithm in read_dir(&root.join("blobs"))? {
+        let algorithm = algorithm.map_err(|source| TransportError::Open {
+            path: root.join("blobs"),
+            source,
+        })?;
+        for blob in read_dir(&algorithm.path())? {
+            let blob = blob.map_err(|source| TransportError::Open {
+                path: algorithm.path(),
+                source,
+            })?;
+            let name = format!(
+                "blobs/{}/{}",
+                algorithm.file_name().to_string_lossy(),
+                blob.file_name().to_string_lossy()
+            );
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 /// `root/member`, refusing members that would climb out of `root`.
@@ -266,6 +313,7 @@ impl Archive {
             start,
             len,
             label: format!("{}:{}", self.path.display(), member),
+            whole_file: None,
         })
     }
 }

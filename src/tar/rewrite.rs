@@ -20,7 +20,7 @@ use crate::xattr;
 pub const MAX_EDITED_FILE: u64 = 4 << 20;
 
 /// Gives new content for a file at a path, or `None` to keep it.
-pub type ContentEdit = dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Sync;
+pub type ContentEdit<'a> = dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Sync + 'a;
 
 /// What to change in a layer.
 pub struct Edits<'a> {
@@ -31,7 +31,7 @@ pub struct Edits<'a> {
     /// Regular files (by cleaned path) whose content `content` may replace.
     pub content_paths: &'a [&'a str],
     /// New content for one of `content_paths`, or `None` to keep it.
-    pub content: &'a ContentEdit,
+    pub content: &'a ContentEdit<'a>,
 }
 
 /// What a rewrite changed.

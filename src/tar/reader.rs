@@ -547,3 +547,101 @@ fn pax_id(value: &[u8]) -> Option<Id> {
         source: IdSource::Pax,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tar::header::encode_numeric;
+    use proptest::prelude::*;
+
+    /// A reader that returns at most one byte per call, as a slow pipe might.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some((&first, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = first;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    fn header(name: &str, typeflag: u8, size: usize, uid: i64) -> [u8; BLOCK_SIZE] {
+        let mut block = HeaderBlock([0; BLOCK_SIZE]);
+        block.0[..name.len()].copy_from_slice(name.as_bytes());
+        block.0[field::MODE].copy_from_slice(b"0000644\0");
+        block.0[field::UID].copy_from_slice(&encode_numeric(uid, 8));
+        block.0[field::GID].copy_from_slice(&encode_numeric(0, 8));
+        block.0[field::SIZE].copy_from_slice(&encode_numeric(size as i64, 12));
+        block.0[136..148].copy_from_slice(b"00000000000\0");
+        block.0[field::TYPEFLAG] = typeflag;
+        block.0[field::MAGIC].copy_from_slice(b"ustar\0");
+        block.0[field::VERSION].copy_from_slice(b"00");
+        block.set_checksum();
+        block.0
+    }
+
+    fn archive() -> Vec<u8> {
+        let record = pax::format_record("uid", b"4294967296");
+        let mut bytes = header("PaxHeaders/a", b'x', record.len(), 0).to_vec();
+        bytes.extend_from_slice(&record);
+        bytes.resize(bytes.len().next_multiple_of(BLOCK_SIZE), 0);
+        bytes.extend_from_slice(&header("a", b'0', 3, 0));
+        bytes.extend_from_slice(b"abc");
+        bytes.resize(bytes.len().next_multiple_of(BLOCK_SIZE), 0);
+        bytes.extend_from_slice(&header("b/", b'5', 0, -1));
+        bytes.extend_from_slice(&[0; 2 * BLOCK_SIZE]);
+        bytes
+    }
+
+    fn entries(reader: impl Read) -> Result<Vec<(String, i64)>, TarError> {
+        let mut reader = Reader::new(Streamed(reader));
+        let mut out = Vec::new();
+        while let Some(entry) = reader.next_entry()? {
+            out.push((entry.path(), entry.uid.value));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn short_reads_give_the_same_entries() {
+        let bytes = archive();
+        let expected = vec![("/a".to_owned(), 1 << 32), ("/b".to_owned(), -1)];
+        assert_eq!(entries(&bytes[..]).unwrap(), expected);
+        assert_eq!(entries(OneByte(&bytes)).unwrap(), expected);
+    }
+
+    #[test]
+    fn truncation_anywhere_is_an_error_or_a_clean_prefix() {
+        let bytes = archive();
+        for cut in 0..bytes.len() {
+            match entries(&bytes[..cut]) {
+                Ok(found) => assert!(cut % BLOCK_SIZE == 0, "cut {cut} read {found:?}"),
+                Err(TarError::Truncated { .. }) => {}
+                Err(other) => panic!("cut {cut}: {other}"),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = entries(&bytes[..]);
+        }
+
+        #[test]
+        fn corrupted_archives_never_panic(flips in proptest::collection::vec((0usize..2560, any::<u8>()), 1..8)) {
+            let mut bytes = archive();
+            for (at, value) in flips {
+                let at = at % bytes.len();
+                bytes[at] = value;
+            }
+            let _ = entries(&bytes[..]);
+        }
+    }
+}

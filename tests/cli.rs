@@ -10,7 +10,11 @@ use serde_json::Value;
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/classic.tar");
 
 fn idfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idfit")).args(args).env("NO_COLOR", "1").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_idfit"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 fn stderr(output: &Output) -> String {
@@ -45,20 +49,33 @@ fn check_reports_the_classic_case_as_json() {
     assert_eq!(report["runtime"], "strict");
     assert_eq!(report["loads"], false);
     let predicted = report["predicted_error"].as_str().unwrap();
-    assert_eq!(predicted, "Error processing tar file(exit status 1): Container ID 1000000 cannot be mapped to a host ID");
+    assert_eq!(
+        predicted,
+        "Error processing tar file(exit status 1): Container ID 1000000 cannot be mapped to a host ID"
+    );
 
     let image = &report["platforms"][0];
     assert_eq!(image["required_id_range"]["uid"], 1000001);
     assert_eq!(image["user"]["uid"], 1000000);
     let findings = image["findings"].as_array().unwrap();
-    let interim = findings.iter().find(|f| f["path"] == "/tmp/build.tar.gz").unwrap();
+    let interim = findings
+        .iter()
+        .find(|f| f["path"] == "/tmp/build.tar.gz")
+        .unwrap();
     assert_eq!(interim["visibility"]["state"], "deleted");
     assert_eq!(interim["visibility"]["layer_index"], 3);
     assert_eq!(interim["layer_index"], 2);
     assert_eq!(interim["kind"], "file");
     assert_eq!(interim["source"]["uid"], "octal");
     assert!(interim["history"].as_str().unwrap().contains("COPY"));
-    for field in ["layer_digest", "diff_id", "uid", "gid", "runtimes", "offset"] {
+    for field in [
+        "layer_digest",
+        "diff_id",
+        "uid",
+        "gid",
+        "runtimes",
+        "offset",
+    ] {
         assert!(!interim[field].is_null(), "{field}");
     }
 }
@@ -68,15 +85,41 @@ fn exit_status_follows_the_chosen_runtime() {
     // uid 65536 is inside rootless Podman's map (the user plus 65536 subordinate ids) only.
     let dir = tempfile::tempdir().unwrap();
     let fixed = dir.path().join("fixed.tar");
-    let fix = idfit(&["fix", "--map-uid", "1000000=65536", "--map-gid", "1000000=65536", "--runtime", "rootless", EXAMPLE]);
+    let fix = idfit(&[
+        "fix",
+        "--map-uid",
+        "1000000=65536",
+        "--map-gid",
+        "1000000=65536",
+        "--runtime",
+        "rootless",
+        EXAMPLE,
+    ]);
     assert_error(&fix, &["DESTINATION"]);
     let out = format!("docker-archive:{}", fixed.display());
-    let fix = idfit(&["fix", "--runtime", "rootless", "--uid-map", "0:1000:1", "--uid-map", "1:100000:65536", "--map-uid", "1000000=65536", "--map-gid", "1000000=65536", EXAMPLE, &out]);
+    let rootless_map = [
+        "--runtime",
+        "rootless",
+        "--uid-map",
+        "0:1000:1",
+        "--uid-map",
+        "1:100000:65536",
+    ];
+    let table = ["--map-uid", "1000000=65536", "--map-gid", "1000000=65536"];
+    let fix = idfit(&[&["fix"][..], &rootless_map, &table, &[EXAMPLE, &out]].concat());
     assert_eq!(fix.status.code(), Some(0), "{}", stderr(&fix));
     let path = fixed.to_str().unwrap();
-    let rootless = idfit(&["check", "--runtime", "rootless", "--uid-map", "0:1000:1", "--uid-map", "1:100000:65536", path]);
-    assert_eq!(rootless.status.code(), Some(0), "{}", String::from_utf8_lossy(&rootless.stdout));
-    assert_eq!(idfit(&["check", "--runtime", "docker", path]).status.code(), Some(1));
+    let rootless = idfit(&[&["check"][..], &rootless_map, &[path]].concat());
+    assert_eq!(
+        rootless.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rootless.stdout)
+    );
+    assert_eq!(
+        idfit(&["check", "--runtime", "docker", path]).status.code(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -85,15 +128,24 @@ fn broken_inputs_are_named() {
     let original = fs::read(EXAMPLE).unwrap();
 
     let missing = dir.path().join("missing.tar");
-    assert_error(&idfit(&["check", missing.to_str().unwrap()]), &["missing.tar"]);
+    assert_error(
+        &idfit(&["check", missing.to_str().unwrap()]),
+        &["missing.tar"],
+    );
 
     let text = dir.path().join("notes.txt");
     fs::write(&text, "not an image at all\n").unwrap();
-    assert_error(&idfit(&["check", text.to_str().unwrap()]), &["notes.txt", "hint:"]);
+    assert_error(
+        &idfit(&["check", text.to_str().unwrap()]),
+        &["notes.txt", "hint:"],
+    );
 
     let truncated = dir.path().join("truncated.tar");
     fs::write(&truncated, &original[..original.len() / 2 + 100]).unwrap();
-    assert_error(&idfit(&["check", &format!("docker-archive:{}", truncated.display())]), &["truncated.tar", "Caused by"]);
+    assert_error(
+        &idfit(&["check", &format!("docker-archive:{}", truncated.display())]),
+        &["truncated.tar", "Caused by"],
+    );
 
     // Flip one byte of a layer's content: its diff_id no longer matches the config.
     let corrupt = dir.path().join("corrupt.tar");
@@ -101,7 +153,10 @@ fn broken_inputs_are_named() {
     let at = find(&bytes, b"createServer").unwrap();
     bytes[at] ^= 0x20;
     fs::write(&corrupt, &bytes).unwrap();
-    assert_error(&idfit(&["check", corrupt.to_str().unwrap()]), &["corrupt.tar", "digest"]);
+    assert_error(
+        &idfit(&["check", corrupt.to_str().unwrap()]),
+        &["corrupt.tar", "digest"],
+    );
 
     assert_error(&idfit(&["check", "docker://alpine"]), &["docker", "hint:"]);
     assert_error(&idfit(&["check", "--uid-map", "0:1", EXAMPLE]), &["0:1"]);
@@ -112,21 +167,35 @@ fn malformed_layouts_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    fs::write(layout.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     fs::write(layout.join("index.json"), "{").unwrap();
-    assert_error(&idfit(&["check", &format!("oci:{}", layout.display())]), &["index.json", "JSON"]);
+    assert_error(
+        &idfit(&["check", &format!("oci:{}", layout.display())]),
+        &["index.json", "JSON"],
+    );
 
     let manifest = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:bf3ddafc43cd121d9f11fc7b47e1d9f24aa8038b0d7eff8f9b2da8d6328a0550","size":42},"layers":[{"mediaType":"application/x-unknown","digest":"sha256:bf3ddafc43cd121d9f11fc7b47e1d9f24aa8038b0d7eff8f9b2da8d6328a0550","size":42}]}"#;
     let digest = sha256(manifest);
     fs::write(layout.join(format!("blobs/sha256/{digest}")), manifest).unwrap();
     let config = br#"{"rootfs":{"type":"layers","diff_ids":[]}}"#;
-    fs::write(layout.join(format!("blobs/sha256/{}", sha256(config))), config).unwrap();
+    fs::write(
+        layout.join(format!("blobs/sha256/{}", sha256(config))),
+        config,
+    )
+    .unwrap();
     let index = format!(
         r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{digest}","size":{}}}]}}"#,
         manifest.len()
     );
     fs::write(layout.join("index.json"), index).unwrap();
-    assert_error(&idfit(&["check", layout.to_str().unwrap()]), &["application/x-unknown"]);
+    assert_error(
+        &idfit(&["check", layout.to_str().unwrap()]),
+        &["application/x-unknown"],
+    );
 }
 
 #[test]
@@ -135,20 +204,39 @@ fn fix_leaves_nothing_behind_and_never_overwrites_by_accident() {
     let existing = dir.path().join("existing.tar");
     fs::write(&existing, b"keep me").unwrap();
     let out = format!("docker-archive:{}", existing.display());
-    assert_error(&idfit(&["fix", EXAMPLE, &out]), &["existing.tar", "--force"]);
+    assert_error(
+        &idfit(&["fix", EXAMPLE, &out]),
+        &["existing.tar", "--force"],
+    );
     assert_eq!(fs::read(&existing).unwrap(), b"keep me");
 
     // An id table that leaves an id uncovered is refused before anything is written.
     let target = format!("oci:{}", dir.path().join("never").display());
-    assert_error(&idfit(&["fix", "--map-uid", "1000000=1000", EXAMPLE, &target]), &["gid 1000000", "hint:"]);
-    assert_eq!(leftovers(dir.path(), &["existing.tar"]), Vec::<PathBuf>::new());
+    assert_error(
+        &idfit(&["fix", "--map-uid", "1000000=1000", EXAMPLE, &target]),
+        &["gid 1000000", "hint:"],
+    );
+    assert_eq!(
+        leftovers(dir.path(), &["existing.tar"]),
+        Vec::<PathBuf>::new()
+    );
 
     let source_before = fs::read(EXAMPLE).unwrap();
     let written = idfit(&["fix", "--force", EXAMPLE, &out]);
     assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
-    assert_eq!(fs::read(EXAMPLE).unwrap(), source_before, "the source changed");
-    assert_eq!(leftovers(dir.path(), &["existing.tar"]), Vec::<PathBuf>::new());
-    assert_eq!(idfit(&["check", existing.to_str().unwrap()]).status.code(), Some(0));
+    assert_eq!(
+        fs::read(EXAMPLE).unwrap(),
+        source_before,
+        "the source changed"
+    );
+    assert_eq!(
+        leftovers(dir.path(), &["existing.tar"]),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(
+        idfit(&["check", existing.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -167,13 +255,24 @@ fn fix_is_deterministic_and_keeps_untouched_layers() {
             fs::read(path).unwrap()
         })
         .collect();
-    assert!(outputs[0] == outputs[1], "output depends on the thread count");
+    assert!(
+        outputs[0] == outputs[1],
+        "output depends on the thread count"
+    );
 
     let plan = idfit(&["fix", "--dry-run", "--format", "json", EXAMPLE]);
     let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
     let layers = plan["plan"]["images"][0]["layers"].as_array().unwrap();
-    let kept: Vec<&str> = layers.iter().filter(|l| l["rewrite"] == false).map(|l| l["digest"].as_str().unwrap()).collect();
-    assert_eq!(kept.len(), 1, "only the layer that deletes the file is untouched");
+    let kept: Vec<&str> = layers
+        .iter()
+        .filter(|l| l["rewrite"] == false)
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "only the layer that deletes the file is untouched"
+    );
     let listing = String::from_utf8_lossy(&outputs[0]).into_owned();
     assert!(listing.contains(&format!("blobs/sha256/{}", &kept[0]["sha256:".len()..])));
     assert_eq!(plan["plan"]["table"]["uids"]["1000000"], 60001);
@@ -183,7 +282,12 @@ fn fix_is_deterministic_and_keeps_untouched_layers() {
 fn help_documents_exit_status() {
     let help = idfit(&["check", "--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
-    for needle in ["Exit status:", "0  the image loads", "1  it would not", "2  an error"] {
+    for needle in [
+        "Exit status:",
+        "0  the image loads",
+        "1  it would not",
+        "2  an error",
+    ] {
         assert!(text.contains(needle), "{needle}");
     }
 }

@@ -18,6 +18,7 @@ use report::{
     Finding, IdRange, IdSources, ImageReport, LayerSummary, Reason, RuntimeVerdict, UserReport,
     XattrDetail,
 };
+pub use scan::Verify;
 use scan::{Hit, LayerScan, Target};
 use user::ResolvedUser;
 use visibility::Visibility;
@@ -65,9 +66,10 @@ pub enum CheckError {
 pub fn check(
     image: &ResolvedImage,
     targets: &[Target],
+    verify: Verify,
     progress: &dyn Progress,
 ) -> Result<ImageReport, CheckError> {
-    let scans = scan_image(image, targets, progress)?;
+    let scans = scan_image(image, targets, verify, progress)?;
     Ok(assemble(image, targets, &scans))
 }
 
@@ -75,13 +77,14 @@ pub fn check(
 pub fn scan_image(
     image: &ResolvedImage,
     targets: &[Target],
+    verify: Verify,
     progress: &dyn Progress,
 ) -> Result<Vec<LayerScan>, CheckError> {
     image
         .layers
         .par_iter()
         .enumerate()
-        .map(|(index, layer)| scan::scan_layer(index, layer, targets, progress))
+        .map(|(index, layer)| scan::scan_layer(index, layer, targets, verify, progress))
         .collect()
 }
 

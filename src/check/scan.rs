@@ -11,7 +11,7 @@ use crate::image::{Compression, Digest, HashingReader};
 use crate::progress::{Progress, ProgressReader};
 use crate::runtime::{Problem, Runtime};
 use crate::tar::{Entry, EntryKind, Id, Reader, Seekable, Skip, Streamed, TarError};
-use crate::transport::LayerSource;
+use crate::transport::{LayerSource, TransportError};
 use crate::xattr;
 
 use super::CheckError;
@@ -128,11 +128,23 @@ pub struct LayerScan {
     pub account_files: Vec<(String, accounts::AccountIds)>,
 }
 
-/// Reads one layer, checking each entry against each target and verifying both digests.
+/// Whether layer contents are hashed to verify their digests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Hash every layer blob and compare with its declared digest; where a compressed layer
+    /// declares none (a docker archive names layers by path), compare the uncompressed
+    /// stream with its diff_id instead.
+    Digests,
+    /// Trust the layer bytes; only what is needed to name the layers is hashed.
+    Skip,
+}
+
+/// Reads one layer, checking each entry against each target.
 pub fn scan_layer(
     index: usize,
     layer: &LayerSource,
     targets: &[Target],
+    verify: Verify,
     progress: &dyn Progress,
 ) -> Result<LayerScan, CheckError> {
     let layer_error = |source| CheckError::Layer {
@@ -140,63 +152,91 @@ pub fn scan_layer(
         file: layer.blob.label.clone(),
         source,
     };
-    let head = layer.blob.head(4).map_err(CheckError::Transport)?;
-    let compression = Compression::sniff(&head);
-    let mut blob_hash = HashingReader::new(ProgressReader::new(layer.blob.reader(), progress));
+    let compression = Compression::sniff(&layer.blob.head(4)?);
+    let verifying = verify == Verify::Digests;
+    let hash_blob = verifying
+        || layer.digest.is_none() && (compression != Compression::None || layer.diff_id.is_none());
+    let hash_tar = verifying && layer.digest.is_none() && compression != Compression::None;
+    let blob = HashingReader::counting(
+        ProgressReader::new(layer.blob.reader(), progress),
+        hash_blob,
+    );
 
-    let (scan, diff_id) = match compression {
+    let (scan, blob_digest, tar_digest) = match compression {
+        // Headers are read by seeking over contents, while the other core hashes the blob.
         Compression::None => {
-            // Headers are read by seeking over contents while the other core hashes the
-            // blob; for an uncompressed layer the blob digest is the diff_id.
-            let (scan, digest) = rayon::join(
+            let (scan, hashed) = rayon::join(
                 || read_headers_only(layer.blob.reader(), layer.blob.len(), targets),
-                || blob_hash.finish(),
+                || blob.finish(),
             );
-            let (digest, _) = digest.map_err(|e| CheckError::Transport(layer.blob.io_error(e)))?;
-            let scan = scan.map_err(layer_error)?;
-            return finish(layer, scan, compression, digest.clone(), digest);
+            let (digest, _) = hashed.map_err(|e| layer.blob.io_error(e))?;
+            (scan.map_err(layer_error)?, digest, None)
         }
-        Compression::Gzip => {
-            let input = BufReader::with_capacity(1 << 17, &mut blob_hash);
-            decode_and_scan(flate2::read::MultiGzDecoder::new(input), targets)
+        Compression::Gzip | Compression::Zstd => {
+            let mut blob = blob;
+            let (scan, tar_digest) = decode(compression, &mut blob)
+                .and_then(|decoder| scan_stream(decoder, targets, hash_tar))
+                .map_err(layer_error)?;
+            let (digest, _) = blob.finish().map_err(|e| layer.blob.io_error(e))?;
+            (scan, digest, tar_digest)
         }
-        Compression::Zstd => zstd::stream::read::Decoder::new(&mut blob_hash)
-            .map_err(|source| TarError::Io { offset: 0, source })
-            .and_then(|decoder| decode_and_scan(decoder, targets)),
-    }
-    .map_err(layer_error)?;
-    let (digest, _) = blob_hash
-        .finish()
-        .map_err(|e| CheckError::Transport(layer.blob.io_error(e)))?;
-    finish(layer, scan, compression, digest, diff_id)
+    };
+    finish(layer, scan, compression, blob_digest, tar_digest)
 }
 
+fn decode<'a, R: Read + 'a>(
+    compression: Compression,
+    input: R,
+) -> Result<Box<dyn Read + 'a>, TarError> {
+    Ok(match compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 17,
+            input,
+        ))),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(input)
+                .map_err(|source| TarError::Io { offset: 0, source })?,
+        ),
+        Compression::None => Box::new(input),
+    })
+}
+
+/// Compares what was hashed with what the image declares, and names the layer by both
+/// digests: computed where hashed, declared otherwise.
 fn finish(
     layer: &LayerSource,
     scan: LayerScan,
     compression: Compression,
-    digest: Digest,
-    diff_id: Digest,
+    blob: Option<Digest>,
+    tar: Option<Digest>,
 ) -> Result<LayerScan, CheckError> {
-    verify_digests(layer, &digest, &diff_id)?;
+    let tar = tar.or_else(|| blob.clone().filter(|_| compression == Compression::None));
+    verify_digests(layer, blob.as_ref(), tar.as_ref())?;
+    let digest = blob
+        .or_else(|| layer.digest.clone())
+        .or_else(|| layer.diff_id.clone());
+    let diff_id = tar
+        .or_else(|| layer.diff_id.clone())
+        .or_else(|| digest.clone());
     Ok(LayerScan {
-        digest,
-        diff_id,
+        digest: digest.expect("a layer without a declared digest is hashed"),
+        diff_id: diff_id.expect("as above"),
         compression,
         ..scan
     })
 }
 
-/// Decompresses, hashing the uncompressed stream for the diff_id as it goes.
-fn decode_and_scan<R: Read>(
-    decoder: R,
+/// Reads a decompressed layer, hashing it for the diff_id if asked.
+fn scan_stream(
+    decoder: impl Read,
     targets: &[Target],
-) -> Result<(LayerScan, Digest), TarError> {
-    let mut tar_hash = HashingReader::new(decoder);
-    let mut reader = Reader::new(Streamed(&mut tar_hash));
+    hash: bool,
+) -> Result<(LayerScan, Option<Digest>), TarError> {
+    let mut tar = HashingReader::counting(decoder, hash);
+    let mut reader = Reader::new(Streamed(&mut tar));
     let scan = read_entries(&mut reader, targets)?;
     let offset = reader.position();
-    let (diff_id, _) = tar_hash
+    let (diff_id, _) = tar
         .finish()
         .map_err(|source| TarError::Io { offset, source })?;
     Ok((scan, diff_id))
@@ -204,25 +244,23 @@ fn decode_and_scan<R: Read>(
 
 fn verify_digests(
     layer: &LayerSource,
-    digest: &Digest,
-    diff_id: &Digest,
+    digest: Option<&Digest>,
+    diff_id: Option<&Digest>,
 ) -> Result<(), CheckError> {
-    let mismatch = |expected: &Digest, actual: &Digest| {
-        CheckError::Transport(crate::transport::TransportError::DigestMismatch {
-            file: layer.blob.label.clone(),
-            expected: expected.clone(),
-            actual: actual.clone(),
-        })
-    };
-    if let Some(expected) = layer.digest.as_ref().filter(|expected| *expected != digest) {
-        return Err(mismatch(expected, digest));
-    }
-    if let Some(expected) = layer
-        .diff_id
-        .as_ref()
-        .filter(|expected| *expected != diff_id)
-    {
-        return Err(mismatch(expected, diff_id));
+    let pairs = [
+        (layer.digest.as_ref(), digest),
+        (layer.diff_id.as_ref(), diff_id),
+    ];
+    for (expected, actual) in pairs {
+        if let (Some(expected), Some(actual)) = (expected, actual) {
+            if expected != actual {
+                return Err(CheckError::Transport(TransportError::DigestMismatch {
+                    file: layer.blob.label.clone(),
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                }));
+            }
+        }
     }
     Ok(())
 }

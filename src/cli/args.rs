@@ -158,6 +158,10 @@ pub struct CheckArgs {
     /// List every finding instead of a summary per layer
     #[arg(long)]
     pub all: bool,
+    /// Do not hash layer contents to verify their digests (manifests and configs are still
+    /// verified)
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// How to choose the runtime and its ID map; shared by every command that checks.

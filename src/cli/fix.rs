@@ -75,7 +75,7 @@ fn fix_options(args: &FixArgs) -> FixOptions {
 }
 
 fn print(plan: &Plan, args: &FixArgs, destination: Option<&Destination>) -> io::Result<()> {
-    let mut out = anstream::stdout().lock();
+    let mut out = io::BufWriter::new(anstream::stdout().lock());
     match args.format {
         FixFormat::Json => {
             let report = json!({

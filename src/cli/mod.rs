@@ -69,11 +69,16 @@ fn run_check(args: &CheckArgs, quiet: bool) -> Result<u8, Box<dyn Error + Send +
         platform: args.maps.platform.clone(),
     };
     let images = transport::open(&reference, &selection)?.images;
+    let verify = if args.no_verify {
+        check::Verify::Skip
+    } else {
+        check::Verify::Digests
+    };
     let bar = progress::Bar::new(quiet);
     idfit::progress::Progress::begin(&bar, images.iter().map(check::total_bytes).sum());
     let reports = images
         .iter()
-        .map(|image| check::check(image, &targets, &bar))
+        .map(|image| check::check(image, &targets, verify, &bar))
         .collect::<Result<Vec<_>, _>>();
     idfit::progress::Progress::end(&bar);
     let report = Report::new(
@@ -95,7 +100,7 @@ pub(crate) fn map_options(args: &MapArgs) -> MapOptions {
 }
 
 fn print_report(report: &Report, args: &CheckArgs) -> io::Result<()> {
-    let mut out = anstream::stdout().lock();
+    let mut out = io::BufWriter::new(anstream::stdout().lock());
     match args.format {
         Format::Text => text::write(&mut out, report, args.all)?,
         Format::Json => {

@@ -141,7 +141,7 @@ pub fn plan(
     let mut scans = Vec::new();
     let mut reports = Vec::new();
     for image in &source.images {
-        let image_scans = check::scan_image(image, targets, progress)?;
+        let image_scans = check::scan_image(image, targets, check::Verify::Digests, progress)?;
         reports.push(check::assemble(image, targets, &image_scans));
         scans.push(image_scans);
     }
@@ -338,7 +338,12 @@ fn rewrite_layers(
 fn verify(reference: &transport::ImageReference, targets: &[Target]) -> Result<(), FixError> {
     let written = transport::open(reference, &Selection::default())?;
     for image in &written.images {
-        let report = check::check(image, targets, &crate::progress::Silent)?;
+        let report = check::check(
+            image,
+            targets,
+            check::Verify::Digests,
+            &crate::progress::Silent,
+        )?;
         if !report.loads {
             let message = report.predicted_error.unwrap_or_default();
             return Err(FixError::StillFails(message));

@@ -100,10 +100,11 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-/// Hashes everything read through it.
+/// Hashes everything read through it, or, when made with [`HashingReader::counting`], only
+/// counts it.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
 }
 
@@ -111,15 +112,28 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             count: 0,
         }
     }
 
-    /// Reads what is left, then returns the digest and byte count of everything read.
-    pub fn finish(mut self) -> io::Result<(Digest, u64)> {
+    /// A reader that hashes only if `hash` is set.
+    pub fn counting(inner: R, hash: bool) -> Self {
+        HashingReader {
+            inner,
+            hasher: hash.then(Sha256::new),
+            count: 0,
+        }
+    }
+
+    /// Reads what is left, then returns the digest (if hashing) and the byte count of
+    /// everything read.
+    pub fn finish(mut self) -> io::Result<(Option<Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        Ok((Digest::from_hash(self.hasher.finalize().into()), self.count))
+        let digest = self
+            .hasher
+            .map(|hasher| Digest::from_hash(hasher.finalize().into()));
+        Ok((digest, self.count))
     }
 
     pub fn get_mut(&mut self) -> &mut R {
@@ -130,7 +144,9 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buf)?;
-        self.hasher.update(&buf[..read]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..read]);
+        }
         self.count += read as u64;
         Ok(read)
     }
@@ -185,7 +201,9 @@ mod tests {
         assert_eq!(Digest::of(b"").to_string(), EMPTY);
         assert_eq!(EMPTY.parse::<Digest>().unwrap(), Digest::of(b""));
         let reader = HashingReader::new(&b"abc"[..]);
-        assert_eq!(reader.finish().unwrap(), (Digest::of(b"abc"), 3));
+        assert_eq!(reader.finish().unwrap(), (Some(Digest::of(b"abc")), 3));
+        let counting = HashingReader::counting(&b"abc"[..], false);
+        assert_eq!(counting.finish().unwrap(), (None, 3));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! allows it. Offsets are tracked so that findings can name where an entry sits and the
 //! rewriter can patch it.
 
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek};
 
 use super::entry::{Entry, Id, IdSource};
 use super::header::{BLOCK_SIZE, FieldError, Format, HeaderBlock, cut_at_nul, field};
@@ -73,17 +73,22 @@ impl<R: Read> Skip for Streamed<R> {
     }
 }
 
-/// Wraps a seekable source of known length: skipping seeks.
+/// Wraps a seekable source of known length: skipping seeks. Reads go through a buffer that
+/// a short skip stays inside, so a layer of many small files costs a read per buffer, not a
+/// read per header.
 pub struct Seekable<R> {
-    inner: R,
+    inner: io::BufReader<R>,
     position: u64,
     len: u64,
 }
 
+/// Bytes read ahead from a seekable source.
+const SEEKABLE_BUFFER: usize = 64 << 10;
+
 impl<R: Read + Seek> Seekable<R> {
     pub fn new(inner: R, len: u64) -> Self {
         Seekable {
-            inner,
+            inner: io::BufReader::with_capacity(SEEKABLE_BUFFER, inner),
             position: 0,
             len,
         }
@@ -103,7 +108,7 @@ impl<R: Read + Seek> Skip for Seekable<R> {
         if self.position + count > self.len {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        self.inner.seek(SeekFrom::Current(count as i64))?;
+        self.inner.seek_relative(count as i64)?;
         self.position += count;
         Ok(())
     }
@@ -551,7 +556,7 @@ fn pax_id(value: &[u8]) -> Option<Id> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tar::header::encode_numeric;
+    use crate::tar::testing::Builder;
     use proptest::prelude::*;
 
     /// A reader that returns at most one byte per call, as a slow pipe might.
@@ -571,32 +576,12 @@ mod tests {
         }
     }
 
-    fn header(name: &str, typeflag: u8, size: usize, uid: i64) -> [u8; BLOCK_SIZE] {
-        let mut block = HeaderBlock([0; BLOCK_SIZE]);
-        block.0[..name.len()].copy_from_slice(name.as_bytes());
-        block.0[field::MODE].copy_from_slice(b"0000644\0");
-        block.0[field::UID].copy_from_slice(&encode_numeric(uid, 8));
-        block.0[field::GID].copy_from_slice(&encode_numeric(0, 8));
-        block.0[field::SIZE].copy_from_slice(&encode_numeric(size as i64, 12));
-        block.0[136..148].copy_from_slice(b"00000000000\0");
-        block.0[field::TYPEFLAG] = typeflag;
-        block.0[field::MAGIC].copy_from_slice(b"ustar\0");
-        block.0[field::VERSION].copy_from_slice(b"00");
-        block.set_checksum();
-        block.0
-    }
-
     fn archive() -> Vec<u8> {
-        let record = pax::format_record("uid", b"4294967296");
-        let mut bytes = header("PaxHeaders/a", b'x', record.len(), 0).to_vec();
-        bytes.extend_from_slice(&record);
-        bytes.resize(bytes.len().next_multiple_of(BLOCK_SIZE), 0);
-        bytes.extend_from_slice(&header("a", b'0', 3, 0));
-        bytes.extend_from_slice(b"abc");
-        bytes.resize(bytes.len().next_multiple_of(BLOCK_SIZE), 0);
-        bytes.extend_from_slice(&header("b/", b'5', 0, -1));
-        bytes.extend_from_slice(&[0; 2 * BLOCK_SIZE]);
-        bytes
+        let mut archive = Builder::default();
+        archive.pax(&[("uid", b"4294967296")]);
+        archive.file("a", b'0', b"abc", 0);
+        archive.file("b/", b'5', b"", -1);
+        archive.finish()
     }
 
     fn entries(reader: impl Read) -> Result<Vec<(String, i64)>, TarError> {

@@ -284,3 +284,97 @@ impl<W: Write> Write for Output<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tar::testing::Builder;
+    use crate::xattr::tests::acl;
+
+    fn run(input: &[u8], uids: &[(i64, i64)], content: &ContentEdit) -> (Vec<u8>, RewriteStats) {
+        let uids: BTreeMap<i64, i64> = uids.iter().copied().collect();
+        let edits = Edits {
+            uids: &uids,
+            gids: &uids,
+            content_paths: &["/etc/passwd"],
+            content,
+        };
+        let mut output = Vec::new();
+        let stats = rewrite(input, &mut output, &edits).unwrap();
+        (output, stats)
+    }
+
+    fn owners(archive: &[u8]) -> Vec<(String, i64, Vec<(String, Vec<u8>)>)> {
+        let mut reader = Reader::new(Streamed(archive));
+        let mut out = Vec::new();
+        while let Some(entry) = reader.next_entry().unwrap() {
+            out.push((entry.path(), entry.uid.value, entry.xattrs));
+        }
+        out
+    }
+
+    const KEEP: &ContentEdit = &|_, _| None;
+
+    #[test]
+    fn pax_records_change_length_and_the_header_follows() {
+        let mut archive = Builder::default();
+        archive.pax(&[
+            ("uid", b"3000000"),
+            ("gid", b"3000000"),
+            ("SCHILY.xattr.system.posix_acl_access", &acl(3_000_000, 7)),
+        ]);
+        archive.file("big", b'0', b"data", 0);
+        archive.file("plain", b'0', b"more", 3_000_000);
+        let input = archive.finish();
+
+        let (output, stats) = run(&input, &[(3_000_000, 60001)], KEEP);
+        assert_eq!((stats.owners, stats.xattrs), (2, 1));
+        let found = owners(&output);
+        assert_eq!((found[0].1, found[1].1), (60001, 60001));
+        assert_eq!(found[0].2[0].1, acl(60001, 7));
+        // The PAX header's own block changed (size, checksum), the zero header field of
+        // `big` did not, `plain`'s octal field did.
+        assert_eq!(output.len(), input.len());
+        assert_eq!(
+            &output[512 * 3..512 * 4],
+            &input[512 * 3..512 * 4],
+            "content of big"
+        );
+    }
+
+    #[test]
+    fn account_files_get_new_content_and_size() {
+        let mut archive = Builder::default();
+        archive.file("etc/passwd", b'0', b"app:x:3000000:3000000::/:/bin/sh\n", 0);
+        archive.file("after", b'0', b"x", 0);
+        let input = archive.finish();
+        let edit: &ContentEdit = &|_, old| {
+            Some(
+                String::from_utf8_lossy(old)
+                    .replace("3000000", "60001")
+                    .into_bytes(),
+            )
+        };
+        let (output, stats) = run(&input, &[], edit);
+        assert_eq!(stats.contents, ["/etc/passwd"]);
+        let mut reader = Reader::new(Streamed(&output[..]));
+        let passwd = reader.next_entry().unwrap().unwrap();
+        assert_eq!(
+            reader.read_data(100).unwrap(),
+            b"app:x:60001:60001::/:/bin/sh\n"
+        );
+        assert_eq!(passwd.data_size, 29);
+        assert_eq!(reader.next_entry().unwrap().unwrap().path(), "/after");
+    }
+
+    #[test]
+    fn bytes_after_the_end_blocks_survive() {
+        let mut archive = Builder::default();
+        archive.file("a", b'0', b"x", 3_000_000);
+        let mut input = archive.finish();
+        input.extend_from_slice(b"trailing garbage that Go never reads");
+        let (output, _) = run(&input, &[(3_000_000, 5)], KEEP);
+        assert!(output.ends_with(b"trailing garbage that Go never reads"));
+        assert_eq!(output.len(), input.len());
+    }
+}

@@ -304,11 +304,11 @@ mod tests {
         (output, stats)
     }
 
-    fn owners(archive: &[u8]) -> Vec<(String, i64, Vec<(String, Vec<u8>)>)> {
+    fn entries(archive: &[u8]) -> Vec<Entry> {
         let mut reader = Reader::new(Streamed(archive));
         let mut out = Vec::new();
         while let Some(entry) = reader.next_entry().unwrap() {
-            out.push((entry.path(), entry.uid.value, entry.xattrs));
+            out.push(entry);
         }
         out
     }
@@ -329,9 +329,9 @@ mod tests {
 
         let (output, stats) = run(&input, &[(3_000_000, 60001)], KEEP);
         assert_eq!((stats.owners, stats.xattrs), (2, 1));
-        let found = owners(&output);
-        assert_eq!((found[0].1, found[1].1), (60001, 60001));
-        assert_eq!(found[0].2[0].1, acl(60001, 7));
+        let found = entries(&output);
+        assert_eq!((found[0].uid.value, found[1].uid.value), (60001, 60001));
+        assert_eq!(found[0].xattrs[0].1, acl(60001, 7));
         // The PAX header's own block changed (size, checksum), the zero header field of
         // `big` did not, `plain`'s octal field did.
         assert_eq!(output.len(), input.len());

@@ -299,3 +299,75 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn sha256(bytes: &[u8]) -> String {
     idfit::image::Digest::of(bytes).hex().to_owned()
 }
+
+#[test]
+fn maps_come_from_host_files_under_root() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc");
+    fs::create_dir_all(etc.join("docker")).unwrap();
+    fs::write(
+        etc.join("docker/daemon.json"),
+        r#"{"userns-remap": "builder"}"#,
+    )
+    .unwrap();
+    fs::write(etc.join("subuid"), "builder:100000:2000000\n").unwrap();
+    fs::write(etc.join("subgid"), "builder:100000:2000000\n").unwrap();
+    let root_arg = root.path().to_str().unwrap();
+
+    // A range of two million ids holds 1000000: dockerd configured so loads the example.
+    let docker = idfit(&["check", "--runtime", "docker", "--root", root_arg, EXAMPLE]);
+    assert_eq!(
+        docker.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&docker.stdout)
+    );
+    let named = idfit(&[
+        "check",
+        "--runtime",
+        "docker-vfs",
+        "--subuid-user",
+        "builder",
+        "--root",
+        root_arg,
+        EXAMPLE,
+    ]);
+    assert_eq!(named.status.code(), Some(0));
+    let unknown = idfit(&[
+        "check",
+        "--subuid-user",
+        "nobody-here",
+        "--root",
+        root_arg,
+        EXAMPLE,
+    ]);
+    assert_error(&unknown, &["nobody-here", "subuid", "hint:"]);
+}
+
+#[test]
+fn sarif_lists_each_finding() {
+    let output = idfit(&["check", "--format", "sarif", EXAMPLE]);
+    assert_eq!(output.status.code(), Some(1));
+    let sarif: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8);
+    assert_eq!(results[0]["ruleId"], "IDFIT001");
+    assert_eq!(results[0]["level"], "error");
+}
+
+#[test]
+fn text_report_summarises_and_lists_with_all() {
+    let output = idfit(&["check", EXAMPLE]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "deleted in layer 3",
+        "offending ids: uid 1000000 (8 entries), gid 1000000 (8 entries)",
+        "user `app` is 1000000:1000000",
+        "the image needs ids 0-1000000",
+        "COPY --chown=app:app",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    assert!(!text.contains('\u{1b}'), "colour despite NO_COLOR");
+}

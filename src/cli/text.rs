@@ -8,6 +8,7 @@ use anstyle::{AnsiColor, Style};
 
 use idfit::check::report::{Finding, ImageReport, Reason, Report};
 use idfit::check::visibility::Visibility;
+use idfit::image::Compression;
 use idfit::runtime::Runtime;
 
 /// Findings listed per layer before the rest are summarised, unless `--all`.
@@ -208,6 +209,21 @@ fn write_summary(out: &mut dyn Write, image: &ImageReport) -> io::Result<()> {
             image.findings.len()
         )?;
         writeln!(out, "offending ids: {}", offending_ids(image))?;
+    }
+    let docker = image
+        .runtimes
+        .iter()
+        .any(|v| matches!(v.runtime, Runtime::Docker | Runtime::DockerVfs));
+    if docker
+        && image
+            .layers
+            .iter()
+            .any(|l| l.compression == Compression::Zstd)
+    {
+        writeln!(
+            out,
+            "{WARN}note{WARN:#}: Docker before 23.0 cannot read zstd layers at all, whatever their owners"
+        )?;
     }
     let range = image.required_id_range;
     writeln!(

@@ -157,11 +157,11 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
-/// A zstd encoder with libzstd's worker threads.
+/// A zstd encoder with libzstd's worker threads, as many as rayon's pool has.
 pub fn zstd_encoder<W: Write>(inner: W) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
     let mut encoder = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-    encoder.multithread(workers.max(1))?;
+    let workers = rayon::current_num_threads().max(1) as u32;
+    encoder.multithread(workers)?;
     encoder.include_checksum(false)?;
     Ok(encoder)
 }

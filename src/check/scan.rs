@@ -52,7 +52,7 @@ pub struct RuntimeProblem {
 }
 
 /// What a layer holds, by hashed cleaned path, for visibility questions.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LayerPaths {
     /// Last ordinal at which a path occurs, and whether that entry is a directory.
     last: HashMap<u64, (u64, bool)>,
@@ -103,7 +103,7 @@ fn path_hash(path: &str) -> u64 {
 }
 
 /// The outcome of reading one layer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LayerScan {
     /// The blob's digest, computed while streaming.
     pub digest: Digest,

@@ -17,10 +17,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::check::report::{ImageReport, Reason};
-use crate::check::scan::{LayerScan, Target};
+use crate::check::scan::{self, LayerScan, Target, Verify};
 use crate::check::{self, CheckError};
 use crate::image::Digest;
-use crate::progress::Progress;
+use crate::progress::{Progress, Silent};
 use crate::tar::TarError;
 use crate::transport::write::{self, Destination};
 use crate::transport::{self, Selection, Source, TransportError};
@@ -141,7 +141,7 @@ pub fn plan(
     let mut scans = Vec::new();
     let mut reports = Vec::new();
     for image in &source.images {
-        let image_scans = check::scan_image(image, targets, check::Verify::Digests, progress)?;
+        let image_scans = check::scan_image(image, targets, Verify::Digests, progress)?;
         reports.push(check::assemble(image, targets, &image_scans));
         scans.push(image_scans);
     }
@@ -293,7 +293,7 @@ pub fn apply(
     let rewritten = rewrite_layers(source, plan, staging.path(), progress)?;
     let layout = output::layout(source, plan, scans, &rewritten, destination)?;
     let written = write::write_pending(destination, layout)?;
-    verify(&written.reference(destination), targets)?;
+    verify(&written.reference(destination), targets, scans)?;
     written.persist(destination.path(), force)?;
     Ok(())
 }
@@ -334,19 +334,37 @@ fn rewrite_layers(
 }
 
 /// Checks the written image with the same runtimes; anything still failing is a bug in the
-/// rewrite, and the output is thrown away.
-fn verify(reference: &transport::ImageReference, targets: &[Target]) -> Result<(), FixError> {
+/// rewrite, and the output is thrown away. A layer blob carried over unchanged has the same
+/// digest, hence the same bytes, as one already scanned: its scan is reused, and only the
+/// rewritten layers are read again.
+fn verify(
+    reference: &transport::ImageReference,
+    targets: &[Target],
+    scanned: &[Vec<LayerScan>],
+) -> Result<(), FixError> {
+    let known: BTreeMap<&Digest, &LayerScan> = scanned
+        .iter()
+        .flatten()
+        .map(|scan| (&scan.digest, scan))
+        .collect();
     let written = transport::open(reference, &Selection::default())?;
     for image in &written.images {
-        let report = check::check(
-            image,
-            targets,
-            check::Verify::Digests,
-            &crate::progress::Silent,
-        )?;
+        let scans = image
+            .layers
+            .par_iter()
+            .enumerate()
+            .map(|(index, layer)| {
+                match layer.digest.as_ref().and_then(|digest| known.get(digest)) {
+                    Some(scan) => Ok((*scan).clone()),
+                    None => scan::scan_layer(index, layer, targets, Verify::Digests, &Silent),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let report = check::assemble(image, targets, &scans);
         if !report.loads {
-            let message = report.predicted_error.unwrap_or_default();
-            return Err(FixError::StillFails(message));
+            return Err(FixError::StillFails(
+                report.predicted_error.unwrap_or_default(),
+            ));
         }
     }
     Ok(())

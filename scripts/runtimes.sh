@@ -7,6 +7,8 @@
 #     extraction paths can be compared on the same machine at the same time
 #   - rootless Podman as the user idfit-rootless, whose subordinate range is 200000:65536
 #
+# busybox-static gives tests/fix_runtime.rs a static /bin/busybox to run inside images.
+#
 # Usage: scripts/runtimes.sh start|stop|env
 #
 # Everything lives under $IDFIT_RUNTIME_DIR (default /tmp/idfit-runtimes) so that the
@@ -21,7 +23,7 @@ ROOTLESS_USER=idfit-rootless
 ROOTLESS_SUBID_START=200000
 ROOTLESS_SUBID_COUNT=65536
 DOCKER_DRIVERS=(overlay2 vfs)
-PACKAGES=(docker.io podman uidmap skopeo umoci fuse-overlayfs slirp4netns)
+PACKAGES=(docker.io podman uidmap skopeo umoci fuse-overlayfs slirp4netns busybox-static)
 # How long a daemon may take to answer before start gives up and shows its log.
 WAIT_SECONDS=60
 

@@ -19,7 +19,10 @@ const HIGH: u32 = 1_000_000;
 const NEW: i64 = 60001;
 
 fn tool_available(name: &str) -> bool {
-    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().is_ok_and(|o| o.status.success());
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found && std::env::var("CI").as_deref() == Ok("true") {
         panic!("`{name}` is needed to build test archives; scripts/runtimes.sh installs it");
     }
@@ -27,7 +30,10 @@ fn tool_available(name: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
 }
 
 /// A tree with every entry kind, a long name, a hard link and a high owner.
@@ -40,7 +46,13 @@ fn build_tree(root: &Path) {
     fs::write(root.join("dir/low"), b"low").unwrap();
     fs::hard_link(root.join("dir/high"), root.join("dir/high-link")).unwrap();
     symlink("high", root.join("dir/high-symlink")).unwrap();
-    let paths = [long.clone(), long.parent().unwrap().to_owned(), root.join("dir/high"), root.join("dir/high-symlink"), root.join("dir")];
+    let paths = [
+        long.clone(),
+        long.parent().unwrap().to_owned(),
+        root.join("dir/high"),
+        root.join("dir/high-symlink"),
+        root.join("dir"),
+    ];
     for path in paths {
         std::os::unix::fs::lchown(&path, Some(HIGH), Some(HIGH)).unwrap();
     }
@@ -49,7 +61,11 @@ fn build_tree(root: &Path) {
 
 fn run(command: &mut Command) {
     let output = command.output().unwrap();
-    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// `(name, archive bytes)` for each writer and format available.
@@ -57,7 +73,15 @@ fn archives(root: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
     let root_arg = root.to_str().unwrap();
     let mut writers: Vec<(String, &str, Vec<String>)> = Vec::new();
     for format in ["gnu", "oldgnu", "posix", "ustar"] {
-        let args = ["--numeric-owner", "--sort=name", "-C", root_arg, "-cf", "{out}", "dir"];
+        let args = [
+            "--numeric-owner",
+            "--sort=name",
+            "-C",
+            root_arg,
+            "-cf",
+            "{out}",
+            "dir",
+        ];
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         args.push(format!("--format={format}"));
         writers.push((format!("gnu-tar-{format}.tar"), "tar", args));
@@ -65,14 +89,32 @@ fn archives(root: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
     // bsdtar's ustar writer drops entries whose ids need more than six octal digits, so it
     // cannot carry the case.
     for format in ["pax", "gnutar"] {
-        let args = ["--numeric-owner", "--format", format, "-C", root_arg, "-cf", "{out}", "dir"];
-        writers.push((format!("bsdtar-{format}.tar"), "bsdtar", args.iter().map(|a| a.to_string()).collect()));
+        let args = [
+            "--numeric-owner",
+            "--format",
+            format,
+            "-C",
+            root_arg,
+            "-cf",
+            "{out}",
+            "dir",
+        ];
+        writers.push((
+            format!("bsdtar-{format}.tar"),
+            "bsdtar",
+            args.iter().map(|a| a.to_string()).collect(),
+        ));
     }
     for format in ["PAX_FORMAT", "GNU_FORMAT"] {
         let script = format!(
             "import tarfile,sys,os\nos.chdir(sys.argv[2])\nwith tarfile.open(sys.argv[1],'w',format=tarfile.{format}) as t: t.add('dir')"
         );
-        let args = vec!["-c".to_owned(), script, "{out}".to_owned(), root_arg.to_owned()];
+        let args = vec![
+            "-c".to_owned(),
+            script,
+            "{out}".to_owned(),
+            root_arg.to_owned(),
+        ];
         writers.push((format!("python-{format}.tar"), "python3", args));
     }
     writers
@@ -80,7 +122,13 @@ fn archives(root: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
         .filter(|(_, program, _)| tool_available(program))
         .map(|(name, program, args)| {
             let path = out.join(&name);
-            let args = args.iter().map(|a| if a == "{out}" { path.to_str().unwrap().to_owned() } else { a.clone() });
+            let args = args.iter().map(|a| {
+                if a == "{out}" {
+                    path.to_str().unwrap().to_owned()
+                } else {
+                    a.clone()
+                }
+            });
             run(Command::new(program).args(args));
             let bytes = fs::read(&path).unwrap();
             (name, bytes)
@@ -113,7 +161,11 @@ fn owners(archive: &[u8]) -> Vec<(String, i64, i64)> {
 #[test]
 fn real_archives_change_only_where_ownership_lives() {
     if !is_root() {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "this test must run as root in CI");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "this test must run as root in CI"
+        );
         eprintln!("skipped: building archives owned by {HIGH} needs root");
         return;
     }
@@ -137,7 +189,11 @@ fn real_archives_change_only_where_ownership_lives() {
         for ((path, uid, gid), (new_path, new_uid, new_gid)) in before.iter().zip(&after) {
             assert_eq!(path, new_path, "{name}");
             let expect = |id: &i64| if *id == i64::from(HIGH) { NEW } else { *id };
-            assert_eq!((expect(uid), expect(gid)), (*new_uid, *new_gid), "{name}: {path}");
+            assert_eq!(
+                (expect(uid), expect(gid)),
+                (*new_uid, *new_gid),
+                "{name}: {path}"
+            );
         }
         assert_only_headers_differ(&name, &input, &output);
         assert_gnu_tar_reads(&name, &output, &out);
@@ -151,7 +207,10 @@ fn assert_only_headers_differ(name: &str, input: &[u8], output: &[u8]) {
     let headers = header_blocks(input);
     for (index, (a, b)) in input.chunks(512).zip(output.chunks(512)).enumerate() {
         if a != b {
-            assert!(headers.contains(&index), "{name}: block {index} is content but changed");
+            assert!(
+                headers.contains(&index),
+                "{name}: block {index} is content but changed"
+            );
         }
     }
 }
@@ -173,8 +232,16 @@ fn header_blocks(archive: &[u8]) -> Vec<usize> {
 fn assert_gnu_tar_reads(name: &str, output: &[u8], dir: &Path) {
     let path = dir.join(format!("rewritten-{name}"));
     fs::write(&path, output).unwrap();
-    let listing = Command::new("tar").args(["--numeric-owner", "-tvf"]).arg(&path).output().unwrap();
-    assert!(listing.status.success(), "{name}: {}", String::from_utf8_lossy(&listing.stderr));
+    let listing = Command::new("tar")
+        .args(["--numeric-owner", "-tvf"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        listing.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
     let text = String::from_utf8_lossy(&listing.stdout);
     assert!(!text.contains(&HIGH.to_string()), "{name}:\n{text}");
     assert!(text.contains(&format!("{NEW}/{NEW}")), "{name}:\n{text}");

@@ -15,12 +15,21 @@ use serde_json::{Value, json};
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/classic.tar");
 
 fn idfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idfit")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_idfit"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn skopeo_available() -> bool {
-    let found = Command::new("skopeo").arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(found || std::env::var("CI").as_deref() != Ok("true"), "skopeo is needed; scripts/runtimes.sh installs it");
+    let found = Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var("CI").as_deref() != Ok("true"),
+        "skopeo is needed; scripts/runtimes.sh installs it"
+    );
     if !found {
         eprintln!("skipped: skopeo is not installed");
     }
@@ -29,9 +38,17 @@ fn skopeo_available() -> bool {
 
 fn skopeo_copy(extra: &[&str], destination: &str) {
     let mut command = Command::new("skopeo");
-    command.args(["copy", "-q"]).args(extra).arg(format!("docker-archive:{EXAMPLE}")).arg(destination);
+    command
+        .args(["copy", "-q"])
+        .args(extra)
+        .arg(format!("docker-archive:{EXAMPLE}"))
+        .arg(destination);
     let output = command.output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// `(path, visibility state)` of every finding, sorted.
@@ -40,14 +57,24 @@ fn findings(image: &str, extra: &[&str]) -> Vec<(String, String)> {
     args.extend(extra);
     args.push(image);
     let output = idfit(&args);
-    assert_eq!(output.status.code(), Some(1), "{image}: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{image}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut found: Vec<(String, String)> = report["platforms"]
         .as_array()
         .unwrap()
         .iter()
         .flat_map(|p| p["findings"].as_array().unwrap().clone())
-        .map(|f| (f["path"].as_str().unwrap().to_owned(), f["visibility"]["state"].as_str().unwrap().to_owned()))
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["visibility"]["state"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     found.sort();
     found
@@ -58,7 +85,9 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn blob(layout: &Path, digest: &str) -> std::path::PathBuf {
-    layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
 }
 
 #[test]
@@ -69,16 +98,31 @@ fn skopeo_layouts_give_the_same_findings() {
     let dir = tempfile::tempdir().unwrap();
     let expected = findings(EXAMPLE, &[]);
     assert_eq!(expected.len(), 8);
-    let variants: [(&str, &[&str]); 3] =
-        [("plain", &[]), ("gzip", &["--dest-compress"]), ("zstd", &["--dest-compress-format", "zstd"])];
+    let variants: [(&str, &[&str]); 3] = [
+        ("plain", &[]),
+        ("gzip", &["--dest-compress"]),
+        ("zstd", &["--dest-compress-format", "zstd"]),
+    ];
     for (name, flags) in variants {
         let layout = dir.path().join(name);
         skopeo_copy(flags, &format!("oci:{}:v1", layout.display()));
-        assert_eq!(findings(&format!("oci:{}:v1", layout.display()), &[]), expected, "{name}");
-        assert_eq!(findings(layout.to_str().unwrap(), &[]), expected, "{name} detected");
+        assert_eq!(
+            findings(&format!("oci:{}:v1", layout.display()), &[]),
+            expected,
+            "{name}"
+        );
+        assert_eq!(
+            findings(layout.to_str().unwrap(), &[]),
+            expected,
+            "{name} detected"
+        );
         let archive = dir.path().join(format!("{name}.tar"));
         skopeo_copy(flags, &format!("oci-archive:{}", archive.display()));
-        assert_eq!(findings(&format!("oci-archive:{}", archive.display()), &[]), expected, "{name} archive");
+        assert_eq!(
+            findings(&format!("oci-archive:{}", archive.display()), &[]),
+            expected,
+            "{name} archive"
+        );
         fix_keeps_compression(&layout, name, dir.path());
     }
 }
@@ -86,20 +130,47 @@ fn skopeo_layouts_give_the_same_findings() {
 /// Fixing a layout keeps each layer's media type and compression.
 fn fix_keeps_compression(layout: &Path, name: &str, dir: &Path) {
     let fixed = dir.join(format!("{name}-fixed"));
-    let output = idfit(&["fix", &format!("oci:{}", layout.display()), &format!("oci:{}", fixed.display())]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = idfit(&[
+        "fix",
+        &format!("oci:{}", layout.display()),
+        &format!("oci:{}", fixed.display()),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let manifest_of = |root: &Path| {
         let index = read_json(&root.join("index.json"));
-        read_json(&blob(root, index["manifests"][0]["digest"].as_str().unwrap()))
+        read_json(&blob(
+            root,
+            index["manifests"][0]["digest"].as_str().unwrap(),
+        ))
     };
     let (before, after) = (manifest_of(layout), manifest_of(&fixed));
     assert!(after["annotations"]["org.idfit.source-manifest"].is_string());
-    for (old, new) in before["layers"].as_array().unwrap().iter().zip(after["layers"].as_array().unwrap()) {
+    for (old, new) in before["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["layers"].as_array().unwrap())
+    {
         assert_eq!(old["mediaType"], new["mediaType"], "{name}");
-        let magic = |root: &Path, layer: &Value| fs::read(blob(root, layer["digest"].as_str().unwrap())).unwrap()[..4].to_vec();
-        assert_eq!(magic(layout, old)[..2], magic(&fixed, new)[..2], "{name}: compression changed");
+        let magic = |root: &Path, layer: &Value| {
+            fs::read(blob(root, layer["digest"].as_str().unwrap())).unwrap()[..4].to_vec()
+        };
+        assert_eq!(
+            magic(layout, old)[..2],
+            magic(&fixed, new)[..2],
+            "{name}: compression changed"
+        );
     }
-    assert_eq!(idfit(&["check", &format!("oci:{}", fixed.display())]).status.code(), Some(0));
+    assert_eq!(
+        idfit(&["check", &format!("oci:{}", fixed.display())])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 /// Writes a tar archive of the files under `root`, plus `extra` members.
@@ -123,12 +194,23 @@ fn docker_25_and_containerd_archives() {
     }
     let dir = tempfile::tempdir().unwrap();
     let expected = findings(EXAMPLE, &[]);
-    for (name, flags) in [("docker25", &[][..]), ("containerd", &["--dest-compress"][..])] {
+    for (name, flags) in [
+        ("docker25", &[][..]),
+        ("containerd", &["--dest-compress"][..]),
+    ] {
         let layout = dir.path().join(name);
         skopeo_copy(flags, &format!("oci:{}", layout.display()));
         let index = read_json(&layout.join("index.json"));
-        let manifest = read_json(&blob(&layout, index["manifests"][0]["digest"].as_str().unwrap()));
-        let member = |d: &Value| format!("blobs/sha256/{}", d["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+        let manifest = read_json(&blob(
+            &layout,
+            index["manifests"][0]["digest"].as_str().unwrap(),
+        ));
+        let member = |d: &Value| {
+            format!(
+                "blobs/sha256/{}",
+                d["digest"].as_str().unwrap().trim_start_matches("sha256:")
+            )
+        };
         let docker_manifest = json!([{
             "Config": member(&manifest["config"]),
             "RepoTags": ["example/classic:latest"],
@@ -138,9 +220,20 @@ fn docker_25_and_containerd_archives() {
             nest_index(&layout);
         }
         let path = dir.path().join(format!("{name}.tar"));
-        archive(&layout, &[("manifest.json", serde_json::to_vec(&docker_manifest).unwrap())], &path);
+        archive(
+            &layout,
+            &[(
+                "manifest.json",
+                serde_json::to_vec(&docker_manifest).unwrap(),
+            )],
+            &path,
+        );
         assert_eq!(findings(path.to_str().unwrap(), &[]), expected, "{name}");
-        assert_eq!(findings(&format!("oci-archive:{}", path.display()), &[]), expected, "{name} as OCI");
+        assert_eq!(
+            findings(&format!("oci-archive:{}", path.display()), &[]),
+            expected,
+            "{name} as OCI"
+        );
     }
 }
 
@@ -152,7 +245,11 @@ fn nest_index(layout: &Path) {
     let outer = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
         {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest.to_string(), "size": inner.len()}
     ]});
-    fs::write(layout.join("index.json"), serde_json::to_vec(&outer).unwrap()).unwrap();
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&outer).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -169,7 +266,10 @@ fn multi_platform_indexes_are_checked_per_platform_and_fixed_whole() {
     let manifest = fs::read(blob(&layout, amd64["digest"].as_str().unwrap())).unwrap();
     // A second platform with the same layers but its own config and manifest.
     let manifest_value: Value = serde_json::from_slice(&manifest).unwrap();
-    let mut config = read_json(&blob(&layout, manifest_value["config"]["digest"].as_str().unwrap()));
+    let mut config = read_json(&blob(
+        &layout,
+        manifest_value["config"]["digest"].as_str().unwrap(),
+    ));
     config["architecture"] = json!("arm64");
     let config_bytes = serde_json::to_vec(&config).unwrap();
     let config_digest = idfit::image::Digest::of(&config_bytes);
@@ -185,7 +285,11 @@ fn multi_platform_indexes_are_checked_per_platform_and_fixed_whole() {
     arm64["digest"] = json!(arm_digest.to_string());
     arm64["size"] = json!(arm_bytes.len());
     let list = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [amd64, arm64]});
-    fs::write(layout.join("index.json"), serde_json::to_vec(&list).unwrap()).unwrap();
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&list).unwrap(),
+    )
+    .unwrap();
     nest_index(&layout);
 
     let image = format!("oci:{}", layout.display());
@@ -197,12 +301,25 @@ fn multi_platform_indexes_are_checked_per_platform_and_fixed_whole() {
 
     let fixed = dir.path().join("fixed.tar");
     let output = idfit(&["fix", &image, &format!("oci-archive:{}", fixed.display())]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report = idfit(&["check", "--format", "json", fixed.to_str().unwrap()]);
     assert_eq!(report.status.code(), Some(0));
     let report: Value = serde_json::from_slice(&report.stdout).unwrap();
-    let platforms: Vec<&str> = report["platforms"].as_array().unwrap().iter().map(|p| p["platform"].as_str().unwrap()).collect();
+    let platforms: Vec<&str> = report["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
-    let refusal = idfit(&["fix", &image, &format!("docker-archive:{}", dir.path().join("one.tar").display())]);
+    let refusal = idfit(&[
+        "fix",
+        &image,
+        &format!("docker-archive:{}", dir.path().join("one.tar").display()),
+    ]);
     assert_eq!(refusal.status.code(), Some(2));
 }

@@ -27,15 +27,19 @@ pub struct RewrittenLayer {
     pub stats: RewriteStats,
 }
 
-/// Rewrites layer `index` with `table`, staging the result in `dir`.
+/// Rewrites layer `index`, whose blob has `source_digest`, with `table`, staging the result
+/// in `dir`.
 pub fn rewrite_layer(
     index: usize,
+    source_digest: &Digest,
     layer: &LayerSource,
     table: &IdTable,
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<RewrittenLayer, FixError> {
-    let staged = dir.join(format!("layer-{index}-{}", layer.blob.len()));
+    // Named after the source blob, which identifies the job: two platforms may have
+    // different layers at the same index and of the same size.
+    let staged = dir.join(source_digest.hex());
     let file = File::create(&staged).map_err(|source| FixError::Stage {
         path: staged.clone(),
         source,

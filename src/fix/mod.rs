@@ -317,10 +317,8 @@ fn rewrite_layers(
     let done: BTreeMap<Digest, RewrittenLayer> = jobs
         .into_par_iter()
         .map(|(digest, (index, layer))| {
-            Ok((
-                digest,
-                layer::rewrite_layer(index, layer, table, dir, progress)?,
-            ))
+            let rewritten = layer::rewrite_layer(index, &digest, layer, table, dir, progress)?;
+            Ok((digest, rewritten))
         })
         .collect::<Result<_, FixError>>()?;
     for layer in plan.images.iter_mut().flat_map(|i| i.layers.iter_mut()) {

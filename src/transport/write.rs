@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::image::Digest;
@@ -182,15 +183,22 @@ pub fn write_pending(destination: &Destination, layout: Layout) -> Result<Pendin
         builder.prefix(".idfit-");
         builder
     };
+    // Temporary files are private; the image gets the modes of a file or directory made
+    // normally, under the usual umask.
     match destination {
         Destination::Oci { .. } => {
             let dir = builder().tempdir_in(&parent).map_err(write_error)?;
             write_directory(dir.path(), layout)?;
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+                .map_err(write_error)?;
             Ok(Pending::Directory(dir))
         }
         Destination::OciArchive { .. } | Destination::DockerArchive { .. } => {
             let file = builder().tempfile_in(&parent).map_err(write_error)?;
             write_archive(file.as_file(), layout).map_err(write_error)?;
+            file.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .map_err(write_error)?;
             file.as_file().sync_all().map_err(write_error)?;
             Ok(Pending::File(file))
         }

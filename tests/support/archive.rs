@@ -64,23 +64,34 @@ impl Blob {
 
 /// Packs `layers` as an image tagged `tag` in the given layout.
 pub fn build(format: Format, tag: &str, layers: &[Layer], compression: Compression) -> Vec<u8> {
+    build_with_config(format, tag, layers, compression, json!({ "Cmd": ["/x"] }))
+}
+
+/// Like [`build`], with `run_config` as the config's `config` object (`User`, `Cmd`, ...).
+pub fn build_with_config(
+    format: Format,
+    tag: &str,
+    layers: &[Layer],
+    compression: Compression,
+    run_config: Value,
+) -> Vec<u8> {
     let blobs: Vec<Blob> = layers.iter().map(|l| Blob::new(l, compression)).collect();
-    let config = config_json(&blobs);
+    let config = config_json(&blobs, "amd64", run_config);
     match format {
         Format::DockerArchive => docker_archive(tag, &blobs, &config),
         Format::OciArchive => oci_archive(tag, &blobs, &config, compression),
     }
 }
 
-fn config_json(blobs: &[Blob]) -> Vec<u8> {
+fn config_json(blobs: &[Blob], architecture: &str, run_config: Value) -> Vec<u8> {
     let diff_ids: Vec<&str> = blobs.iter().map(|b| b.diff_id.as_str()).collect();
     let history: Vec<Value> = (0..blobs.len())
         .map(|i| json!({ "created_by": format!("idfit differential layer {i}") }))
         .collect();
     let config = json!({
-        "architecture": "amd64",
+        "architecture": architecture,
         "os": "linux",
-        "config": { "Cmd": ["/x"] },
+        "config": run_config,
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
         "history": history,
     });
@@ -112,24 +123,9 @@ fn oci_archive(tag: &str, blobs: &[Blob], config: &[u8], compression: Compressio
         Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
         Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
     };
-    let layers: Vec<Value> = blobs
-        .iter()
-        .map(|b| descriptor(layer_type, &b.digest, b.data.len()))
-        .collect();
-    let config_type = "application/vnd.oci.image.config.v1+json";
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": descriptor(config_type, &sha256(config), config.len()),
-        "layers": layers,
-    })
-    .to_string()
-    .into_bytes();
+    let manifest = manifest_json(blobs, config, layer_type);
 
-    let mut members = vec![(
-        "oci-layout".to_string(),
-        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-    )];
+    let mut members = vec![oci_layout_member()];
     for blob in blobs {
         members.push((blob_path(&blob.digest), blob.data.clone()));
     }
@@ -139,12 +135,82 @@ fn oci_archive(tag: &str, blobs: &[Blob], config: &[u8], compression: Compressio
     plain_tar(&members)
 }
 
+fn oci_layout_member() -> (String, Vec<u8>) {
+    (
+        "oci-layout".to_string(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    )
+}
+
+fn manifest_json(blobs: &[Blob], config: &[u8], layer_type: &str) -> Vec<u8> {
+    let layers: Vec<Value> = blobs
+        .iter()
+        .map(|b| descriptor(layer_type, &b.digest, b.data.len()))
+        .collect();
+    let config_type = "application/vnd.oci.image.config.v1+json";
+    json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(config_type, &sha256(config), config.len()),
+        "layers": layers,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+/// One platform of a multi-platform image.
+pub struct PlatformImage {
+    /// The GOARCH name, as in the config and the index's `platform`.
+    pub architecture: &'static str,
+    pub layers: Vec<Layer>,
+}
+
+/// An OCI layout in a tar whose `index.json` names one image index tagged `tag`, which
+/// lists a gzip-compressed image per platform: the shape `skopeo copy --all` and `docker
+/// buildx` give a multi-platform image. Platforms must not share layers.
+pub fn oci_multi_platform(tag: &str, platforms: &[PlatformImage]) -> Vec<u8> {
+    let mut members = vec![oci_layout_member()];
+    let mut manifests = Vec::new();
+    for platform in platforms {
+        let blobs: Vec<Blob> = platform
+            .layers
+            .iter()
+            .map(|l| Blob::new(l, Compression::Gzip))
+            .collect();
+        let config = config_json(&blobs, platform.architecture, json!({ "Cmd": ["/x"] }));
+        let manifest = manifest_json(
+            &blobs,
+            &config,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        );
+        for blob in &blobs {
+            members.push((blob_path(&blob.digest), blob.data.clone()));
+        }
+        members.push((blob_path(&sha256(&config)), config));
+
+        let mut entry = descriptor(OCI_MANIFEST, &sha256(&manifest), manifest.len());
+        entry["platform"] = json!({ "architecture": platform.architecture, "os": "linux" });
+        manifests.push(entry);
+        members.push((blob_path(&sha256(&manifest)), manifest));
+    }
+
+    let index = json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests })
+        .to_string()
+        .into_bytes();
+    let mut entry = descriptor(OCI_INDEX, &sha256(&index), index.len());
+    let reference = tag.rsplit_once(':').map_or("latest", |(_, r)| r);
+    entry["annotations"] = json!({ "org.opencontainers.image.ref.name": reference });
+    members.push((blob_path(&sha256(&index)), index));
+    let top = json!({ "schemaVersion": 2, "manifests": [entry] });
+    members.push(("index.json".to_string(), top.to_string().into_bytes()));
+    plain_tar(&members)
+}
+
 fn index_json(tag: &str, manifest: &[u8]) -> Vec<u8> {
-    let mut entry = descriptor(
-        "application/vnd.oci.image.manifest.v1+json",
-        &sha256(manifest),
-        manifest.len(),
-    );
+    let mut entry = descriptor(OCI_MANIFEST, &sha256(manifest), manifest.len());
     let reference = tag.rsplit_once(':').map_or("latest", |(_, r)| r);
     entry["annotations"] = json!({ "org.opencontainers.image.ref.name": reference });
     json!({ "schemaVersion": 2, "manifests": [entry] })
@@ -179,4 +245,29 @@ fn compress(data: &[u8], compression: Compression) -> Vec<u8> {
         }
         Compression::Zstd => zstd::encode_all(data, 3).expect("zstd into memory"),
     }
+}
+
+/// One docker archive holding every image of the docker archives at `paths`, so that a
+/// single `docker load` or `podman load` loads them all: blobs are named by digest, so
+/// members of the same name are the same bytes, and the `manifest.json` lists are joined.
+pub fn merge_docker_archives(paths: &[std::path::PathBuf]) -> Vec<u8> {
+    let mut members = std::collections::BTreeMap::new();
+    let mut manifest = Vec::new();
+    for path in paths {
+        for (name, data) in super::inspect::members(path) {
+            if name == "manifest.json" {
+                let items: Vec<Value> =
+                    serde_json::from_slice(&data).expect("manifest.json is a JSON list");
+                manifest.extend(items);
+            } else {
+                members.insert(name, data);
+            }
+        }
+    }
+    let mut members: Vec<(String, Vec<u8>)> = members.into_iter().collect();
+    members.push((
+        "manifest.json".to_string(),
+        Value::Array(manifest).to_string().into_bytes(),
+    ));
+    plain_tar(&members)
 }

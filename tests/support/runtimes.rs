@@ -79,6 +79,11 @@ impl Runtimes {
     /// outside CI; in CI (`CI=true`) a missing runtime is a failure, because a skipped
     /// differential test would look like a passing one.
     pub fn from_env() -> Option<Runtimes> {
+        Runtimes::from_env_for("the runtime differential test")
+    }
+
+    /// [`from_env`](Self::from_env) for another test, named in the skip note.
+    pub fn from_env_for(test: &str) -> Option<Runtimes> {
         let missing: Vec<&str> = Runtime::ALL
             .iter()
             .map(|r| r.variable())
@@ -93,15 +98,14 @@ impl Runtimes {
         }
         if missing.len() == Runtime::ALL.len() {
             eprintln!(
-                "skipping the runtime differential test: {} not set \
-                 (see scripts/runtimes.sh)",
+                "skipping {test}: {} not set (see scripts/runtimes.sh)",
                 missing.join(", ")
             );
             return None;
         }
         if !missing.is_empty() {
             eprintln!(
-                "runtime differential test: {} not set, those runtimes are skipped",
+                "{test}: {} not set, those runtimes are skipped",
                 missing.join(", ")
             );
         }
@@ -126,28 +130,38 @@ impl Runtimes {
 
     /// Loads the archive at `path`, then removes the image again.
     pub fn load(&self, runtime: Runtime, path: &Path) -> Outcome {
-        let path = path.to_str().expect("temporary paths are UTF-8");
-        let output = match runtime {
-            Runtime::DockerOverlay2 => docker(self.overlay2.as_deref(), &["load", "-i", path]),
-            Runtime::DockerVfs => docker(self.vfs.as_deref(), &["load", "-i", path]),
-            Runtime::Rootless => self.rootless().podman(&["load", "-i", path]),
-        };
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        for image in loaded_images(&stdout) {
+        let (outcome, images) = self.load_kept(runtime, path);
+        for image in images {
             self.remove(runtime, &image);
         }
-        Outcome {
+        outcome
+    }
+
+    /// Loads the archive at `path` and leaves it loaded: returns what happened and the
+    /// references the runtime printed, which the caller must [`remove`](Self::remove).
+    pub fn load_kept(&self, runtime: Runtime, path: &Path) -> (Outcome, Vec<String>) {
+        let path = path.to_str().expect("temporary paths are UTF-8");
+        let output = self.client(runtime, &["load", "-i", path]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let outcome = Outcome {
             loaded: output.status.success(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        };
+        (outcome, loaded_images(&stdout))
+    }
+
+    /// Runs `docker ARGUMENTS` against the runtime's daemon, or `podman ARGUMENTS` as the
+    /// rootless user.
+    pub fn client(&self, runtime: Runtime, arguments: &[&str]) -> Output {
+        match runtime {
+            Runtime::DockerOverlay2 => docker(self.overlay2.as_deref(), arguments),
+            Runtime::DockerVfs => docker(self.vfs.as_deref(), arguments),
+            Runtime::Rootless => self.rootless().podman(arguments),
         }
     }
 
-    fn remove(&self, runtime: Runtime, image: &str) {
-        let output = match runtime {
-            Runtime::DockerOverlay2 => docker(self.overlay2.as_deref(), &["rmi", "-f", image]),
-            Runtime::DockerVfs => docker(self.vfs.as_deref(), &["rmi", "-f", image]),
-            Runtime::Rootless => self.rootless().podman(&["rmi", "-f", image]),
-        };
+    pub fn remove(&self, runtime: Runtime, image: &str) {
+        let output = self.client(runtime, &["rmi", "-f", image]);
         if !output.status.success() {
             eprintln!(
                 "could not remove {image} from {}: {}",

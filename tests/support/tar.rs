@@ -56,6 +56,9 @@ pub struct Entry {
     /// Extended header records written before the entry, in order.
     pub pax: Vec<(String, Vec<u8>)>,
     pub long_name: LongName,
+    /// Permission bits; `None` takes the kind's usual mode (0644 for files, 0755 for
+    /// directories).
+    pub mode: Option<u32>,
 }
 
 /// One record of a layer's tar stream.
@@ -83,6 +86,7 @@ impl Entry {
             gid_field: IdField::Octal,
             pax: Vec::new(),
             long_name: LongName::Gnu,
+            mode: None,
         }
     }
 
@@ -109,6 +113,11 @@ impl Entry {
 
     pub fn long_name(mut self, how: LongName) -> Entry {
         self.long_name = how;
+        self
+    }
+
+    pub fn mode(mut self, mode: u32) -> Entry {
+        self.mode = Some(mode);
         self
     }
 }
@@ -292,7 +301,7 @@ impl Header {
         );
         Header {
             name: truncate(&entry.path),
-            mode,
+            mode: entry.mode.unwrap_or(mode),
             uid: (entry.uid, entry.uid_field),
             gid: (entry.gid, entry.gid_field),
             size,

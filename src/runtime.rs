@@ -67,17 +67,17 @@ impl Runtime {
 
     /// Whether the runtime changes the owner of this entry at all.
     fn chowns(self, entry: &Entry) -> bool {
-        let kind = entry.kind();
+        let kind = entry.kind;
         match self {
             // overlay2 merges an entry named `.` into the existing layer directory; it maps
             // every other owner before converting whiteouts.
-            Runtime::Docker => !entry.is_dot(),
+            Runtime::Docker => !entry.is_dot,
             // The naive differ handles whiteouts and AUFS metadata before mapping, but has no
             // special case for the root entry.
             Runtime::DockerVfs | Runtime::Podman => {
                 let meta = format!("/{}", entry::WHITEOUT_META_PREFIX);
                 !matches!(kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout)
-                    && !entry.path().starts_with(&meta)
+                    && !entry.path.starts_with(&meta)
             }
             // Devices cannot be created in a user namespace and the opaque marker becomes an
             // xattr, so neither is chowned; a whiteout becomes a device node chowned to its
@@ -88,7 +88,7 @@ impl Runtime {
                     EntryKind::BlockDevice,
                     EntryKind::OpaqueWhiteout,
                 ];
-                !entry.is_dot() && !skipped.contains(&kind)
+                !entry.is_dot && !skipped.contains(&kind)
             }
         }
     }
@@ -129,11 +129,11 @@ impl Runtime {
 
     /// The text the runtime prints when it stops at this entry.
     pub fn message(self, entry: &Entry, map: &NamespaceMap, problem: &Problem) -> String {
-        let path = entry.path();
+        let path = entry.path.clone();
         match (self, problem) {
             (Runtime::Rootless, Problem::Owner) => {
                 // A whiteout is created as a device at the path it deletes, with chown(2).
-                let (call, path) = match entry.kind() {
+                let (call, path) = match entry.kind {
                     EntryKind::Whiteout => ("chown", entry::whiteout_target(&path)),
                     _ => ("lchown", path),
                 };
@@ -253,7 +253,7 @@ mod tests {
             value,
             source: IdSource::Octal,
         };
-        Entry {
+        let mut entry = Entry {
             start: 0,
             header_offset: 0,
             header: HeaderBlock([0; BLOCK_SIZE]),
@@ -266,7 +266,12 @@ mod tests {
             data_size: 0,
             xattrs: Vec::new(),
             pax: None,
-        }
+            path: String::new(),
+            kind: EntryKind::Other,
+            is_dot: false,
+        };
+        entry.resolve();
+        entry
     }
 
     /// Loads on (docker, docker-vfs, rootless), measured on the real runtimes with the usual

@@ -167,9 +167,11 @@ pub fn scan_layer(
         Compression::None => {
             let (scan, hashed) = rayon::join(
                 || read_headers_only(layer.blob.reader(), layer.blob.len(), targets),
-                || blob.finish(),
+                || hash_blob.then(|| blob.finish()).transpose(),
             );
-            let (digest, _) = hashed.map_err(|e| layer.blob.io_error(e))?;
+            let digest = hashed
+                .map_err(|e| layer.blob.io_error(e))?
+                .and_then(|(digest, _)| digest);
             (scan.map_err(layer_error)?, digest, None)
         }
         Compression::Gzip | Compression::Zstd => {
@@ -290,8 +292,8 @@ pub fn read_entries<R: Skip>(
     while let Some(entry) = reader.next_entry()? {
         let ordinal = scan.entries;
         scan.entries += 1;
-        let path = entry.path();
-        let kind = entry.kind();
+        let path = entry.path.clone();
+        let kind = entry.kind;
         record_ids(&mut scan, &entry);
         scan.paths.record(&path, kind, ordinal);
         if kind == EntryKind::File && (path == PASSWD || path == GROUP) {

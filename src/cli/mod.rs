@@ -100,18 +100,19 @@ pub(crate) fn map_options(args: &MapArgs) -> MapOptions {
 }
 
 fn print_report(report: &Report, args: &CheckArgs) -> io::Result<()> {
-    let mut out = io::BufWriter::new(anstream::stdout().lock());
-    match args.format {
-        Format::Text => text::write(&mut out, report, args.all)?,
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, report)?;
-            writeln!(out)?;
+    let document = match args.format {
+        Format::Text => {
+            let mut out = io::BufWriter::new(anstream::stdout().lock());
+            text::write(&mut out, report, args.all)?;
+            return out.flush();
         }
-        Format::Sarif => {
-            serde_json::to_writer_pretty(&mut out, &sarif::to_value(report))?;
-            writeln!(out)?;
-        }
-    }
+        Format::Json => serde_json::to_value(report)?,
+        Format::Sarif => sarif::to_value(report),
+    };
+    // JSON has no colour to strip: it goes to stdout as it is.
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, &document)?;
+    writeln!(out)?;
     out.flush()
 }
 

@@ -85,6 +85,7 @@ pub fn layout(
         }
         Destination::Oci { tag, .. } | Destination::OciArchive { tag, .. } => {
             oci_index(source, &written, tag.as_deref(), &mut layout)?;
+            prune_unreachable(&mut layout)?;
             layout.files.insert(
                 "oci-layout".into(),
                 BlobContent::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
@@ -360,6 +361,49 @@ fn rebuild_index(
         }
     }
     Ok((index, changed))
+}
+
+/// Drops the blobs nothing in the new index reaches any more (the layers, configs and
+/// manifests that were replaced), so the output does not grow by the old versions.
+fn prune_unreachable(layout: &mut Layout) -> Result<(), FixError> {
+    let mut reachable = std::collections::BTreeSet::new();
+    let mut pending: Vec<Value> = vec![document(layout, "index.json")?];
+    while let Some(value) = pending.pop() {
+        let descriptors = ["manifests", "layers", "blobs"]
+            .iter()
+            .flat_map(|key| value[key].as_array().cloned().unwrap_or_default())
+            .chain(["config", "subject"].iter().map(|key| value[key].clone()));
+        for descriptor in descriptors {
+            let Some(digest) = descriptor["digest"]
+                .as_str()
+                .and_then(|d| d.parse::<Digest>().ok())
+            else {
+                continue;
+            };
+            let name = blob_name(&digest);
+            let is_document = descriptor["mediaType"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("+json") && !m.contains("config"));
+            if reachable.insert(name.clone()) && is_document {
+                pending.push(document(layout, &name)?);
+            }
+        }
+    }
+    layout
+        .files
+        .retain(|name, _| !name.starts_with("blobs/") || reachable.contains(name));
+    Ok(())
+}
+
+/// A JSON document of the output layout.
+fn document(layout: &Layout, name: &str) -> Result<Value, FixError> {
+    let bytes = match layout.files.get(name) {
+        Some(BlobContent::Bytes(bytes)) => bytes.clone(),
+        Some(BlobContent::Source(blob)) => blob.read_json_bytes()?,
+        // Staged files are layers, never documents; a dangling reference is kept as is.
+        Some(BlobContent::Staged(_)) | None => return Ok(Value::Null),
+    };
+    parse(&bytes, "a document of the output")
 }
 
 fn is_index(descriptor: &Value) -> bool {

@@ -22,6 +22,9 @@ const WINDOW: usize = 32 << 10;
 /// Gzip level used when rewriting: Go's `gzip.DefaultCompression`, which Docker, BuildKit and
 /// containerd use for layers.
 pub const GZIP_LEVEL: u32 = 6;
+/// Uncompressed bytes per zstd worker job.
+const ZSTD_JOB_SIZE: u32 = 1 << 20;
+
 /// Zstd level used when rewriting: the level containerd and BuildKit use by default.
 pub const ZSTD_LEVEL: i32 = 3;
 
@@ -162,6 +165,13 @@ pub fn zstd_encoder<W: Write>(inner: W) -> io::Result<zstd::stream::write::Encod
     let mut encoder = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
     let workers = rayon::current_num_threads().max(1) as u32;
     encoder.multithread(workers)?;
+    // libzstd's default job is several times the window (8 MiB and more at this level), and
+    // each worker holds input and output for one; a fixed smaller job keeps a rewrite under
+    // a few tens of MiB. The output still does not depend on the number of workers.
+    encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
+    // Each job starts from the whole window before it, as a single stream would, so short
+    // jobs cost almost no ratio.
+    encoder.set_parameter(zstd::stream::raw::CParameter::OverlapSizeLog(9))?;
     encoder.include_checksum(false)?;
     Ok(encoder)
 }

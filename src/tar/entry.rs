@@ -89,70 +89,79 @@ pub struct Entry {
     pub xattrs: Vec<(String, Vec<u8>)>,
     /// The PAX extended header that applied to this entry, with its offset.
     pub pax: Option<(u64, Vec<Record>)>,
+    /// The name cleaned like Go's `filepath.Clean` and made absolute: `/etc/passwd`, or `/`
+    /// for the layer root. Set by [`Entry::resolve`].
+    pub path: String,
+    /// What the entry is. Set by [`Entry::resolve`].
+    pub kind: EntryKind,
+    /// Whether Go's `filepath.Clean` turns the name into `.`: the entry that describes the
+    /// layer's root directory itself (`./` in most layers; `/` does not count). Set by
+    /// [`Entry::resolve`].
+    pub is_dot: bool,
 }
 
 impl Entry {
-    /// The name cleaned like Go's `filepath.Clean` and made absolute: `/etc/passwd`, or `/`
-    /// for the layer root.
-    pub fn path(&self) -> String {
-        clean_path(&String::from_utf8_lossy(&self.name))
-    }
-
-    /// Whether Go's `filepath.Clean` turns the name into `.`: the entry that describes the
-    /// layer's root directory itself (`./` in most layers; `/` does not count).
-    pub fn is_dot(&self) -> bool {
+    /// Computes [`Entry::path`] and [`Entry::kind`] from the name and type flag, once the
+    /// name is final.
+    pub fn resolve(&mut self) {
         let name = String::from_utf8_lossy(&self.name);
-        if name.starts_with('/') {
-            return false;
-        }
-        let mut depth = 0usize;
-        for part in name.split('/') {
-            match part {
-                "" | "." => {}
-                ".." if depth == 0 => return false,
-                ".." => depth -= 1,
-                _ => depth += 1,
-            }
-        }
-        depth == 0
+        self.is_dot = cleans_to_dot(&name);
+        self.path = clean_path(&name);
+        let basename = self.path.rsplit('/').next().unwrap_or_default();
+        let whiteout = match basename {
+            OPAQUE_MARKER => Some(EntryKind::OpaqueWhiteout),
+            name if name.starts_with(WHITEOUT_PREFIX) => Some(EntryKind::Whiteout),
+            _ => None,
+        };
+        self.kind = match (self.typeflag, whiteout) {
+            (b'1'..=b'6', _) | (_, None) => kind_of(self.typeflag),
+            (_, Some(whiteout)) => whiteout,
+        };
     }
+}
 
-    pub fn kind(&self) -> EntryKind {
-        match self.typeflag {
-            b'0' | b'7' if self.is_whiteout_name() => self.whiteout_kind(),
-            b'0' => EntryKind::File,
-            b'1' => EntryKind::HardLink,
-            b'2' => EntryKind::Symlink,
-            b'3' => EntryKind::CharDevice,
-            b'4' => EntryKind::BlockDevice,
-            b'5' => EntryKind::Directory,
-            b'6' => EntryKind::Fifo,
-            _ if self.is_whiteout_name() => self.whiteout_kind(),
-            _ => EntryKind::Other,
+/// Whether Go's `filepath.Clean(name)` is `.`.
+fn cleans_to_dot(name: &str) -> bool {
+    if name.starts_with('/') {
+        return false;
+    }
+    // Without `..` only a name of dots and slashes cleans to `.`.
+    if !name.contains("..") {
+        return name.bytes().all(|b| b == b'.' || b == b'/');
+    }
+    let mut depth = 0usize;
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if depth == 0 => return false,
+            ".." => depth -= 1,
+            _ => depth += 1,
         }
     }
+    depth == 0
+}
 
-    fn basename(&self) -> String {
-        let path = self.path();
-        path.rsplit('/').next().unwrap_or_default().to_owned()
-    }
-
-    fn is_whiteout_name(&self) -> bool {
-        self.basename().starts_with(WHITEOUT_PREFIX)
-    }
-
-    fn whiteout_kind(&self) -> EntryKind {
-        if self.basename() == OPAQUE_MARKER {
-            EntryKind::OpaqueWhiteout
-        } else {
-            EntryKind::Whiteout
-        }
+/// The kind a type flag names, for entries not named as whiteouts.
+fn kind_of(typeflag: u8) -> EntryKind {
+    match typeflag {
+        b'0' => EntryKind::File,
+        b'1' => EntryKind::HardLink,
+        b'2' => EntryKind::Symlink,
+        b'3' => EntryKind::CharDevice,
+        b'4' => EntryKind::BlockDevice,
+        b'5' => EntryKind::Directory,
+        b'6' => EntryKind::Fifo,
+        _ => EntryKind::Other,
     }
 }
 
 /// Lexical path cleaning as Go's `path.Clean`, rooted: `.`, empty and `..` elements resolved,
 /// so `./a//b/../c/` becomes `/a/c` and the root entry `./` becomes `/`.
 pub fn clean_path(name: &str) -> String {
+    let relative = name.strip_prefix("./").unwrap_or(name);
+    if is_clean(relative) {
+        return format!("/{}", relative.strip_suffix('/').unwrap_or(relative));
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in name.split('/') {
         match part {
@@ -164,6 +173,20 @@ pub fn clean_path(name: &str) -> String {
         }
     }
     format!("/{}", parts.join("/"))
+}
+
+/// Whether `name` cleans to itself with a leading slash and without a trailing one: no empty,
+/// `.` or `..` elements, which is how almost every writer names entries.
+fn is_clean(name: &str) -> bool {
+    let name = name.strip_suffix('/').unwrap_or(name);
+    if name.is_empty() || name.starts_with('/') || name.contains("//") {
+        return false;
+    }
+    // Only a component starting with a dot can be `.` or `..`.
+    if !name.starts_with('.') && !name.contains("/.") {
+        return true;
+    }
+    name.split('/').all(|part| part != "." && part != "..")
 }
 
 /// The path a whiteout deletes: `/dir/.wh.name` → `/dir/name`.
@@ -195,9 +218,30 @@ mod tests {
             ("./a//b/../c", "/a/c"),
             ("/../x", "/x"),
             ("../x", "/x"),
+            ("a/.wh..wh..opq", "/a/.wh..wh..opq"),
+            ("./a/b/", "/a/b"),
+            ("a/./b", "/a/b"),
+            ("a/b/.", "/a/b"),
+            ("a/..", "/"),
         ];
         for (name, cleaned) in cases {
             assert_eq!(clean_path(name), cleaned, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn root_entries_as_go_cleans_them() {
+        for (name, dot) in [
+            ("./", true),
+            (".", true),
+            ("", true),
+            ("a/..", true),
+            ("/", false),
+            ("..", false),
+            ("a", false),
+            (".wh..wh..opq", false),
+        ] {
+            assert_eq!(cleans_to_dot(name), dot, "{name:?}");
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Seek};
 
-use super::entry::{Entry, Id, IdSource};
+use super::entry::{Entry, EntryKind, Id, IdSource};
 use super::header::{BLOCK_SIZE, FieldError, Format, HeaderBlock, cut_at_nul, field};
 use super::pax::{self, PaxError, Record};
 
@@ -73,33 +73,75 @@ impl<R: Read> Skip for Streamed<R> {
     }
 }
 
-/// Wraps a seekable source of known length: skipping seeks. Reads go through a buffer that
-/// a short skip stays inside, so a layer of many small files costs a read per buffer, not a
-/// read per header.
+/// Wraps a seekable source of known length: skipping seeks.
+///
+/// Reads go through a read-ahead buffer sized by what came before: after a skip that left the
+/// buffer (past a large file) only one block is read, since the next header is all that is
+/// wanted there; while skips stay short (a run of small files) a large buffer is read, so a
+/// directory of ten thousand small files costs a few reads rather than one per header.
 pub struct Seekable<R> {
-    inner: io::BufReader<R>,
+    inner: R,
     position: u64,
     len: u64,
+    buffer: Vec<u8>,
+    /// Offset of `buffer[0]` in the source.
+    buffer_start: u64,
+    /// Whether the last skip left the buffer.
+    jumped: bool,
 }
 
-/// Bytes read ahead from a seekable source.
-const SEEKABLE_BUFFER: usize = 64 << 10;
+/// The largest read-ahead.
+const READ_AHEAD: usize = 64 << 10;
 
 impl<R: Read + Seek> Seekable<R> {
     pub fn new(inner: R, len: u64) -> Self {
         Seekable {
-            inner: io::BufReader::with_capacity(SEEKABLE_BUFFER, inner),
+            inner,
             position: 0,
             len,
+            buffer: Vec::with_capacity(READ_AHEAD),
+            buffer_start: 0,
+            jumped: true,
         }
+    }
+
+    fn buffered(&self) -> &[u8] {
+        let end = self.buffer_start + self.buffer.len() as u64;
+        if (self.buffer_start..end).contains(&self.position) {
+            &self.buffer[(self.position - self.buffer_start) as usize..]
+        } else {
+            &[]
+        }
+    }
+
+    fn refill(&mut self, wanted: usize) -> io::Result<()> {
+        let size = if self.jumped {
+            wanted.max(BLOCK_SIZE)
+        } else {
+            READ_AHEAD.max(wanted)
+        };
+        let size = size.min((self.len - self.position.min(self.len)) as usize);
+        self.inner.seek(io::SeekFrom::Start(self.position))?;
+        self.buffer.clear();
+        (&mut self.inner)
+            .take(size as u64)
+            .read_to_end(&mut self.buffer)?;
+        self.buffer_start = self.position;
+        self.jumped = false;
+        Ok(())
     }
 }
 
 impl<R: Read + Seek> Read for Seekable<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.position += read as u64;
-        Ok(read)
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.buffered().is_empty() {
+            self.refill(out.len())?;
+        }
+        let available = self.buffered();
+        let count = available.len().min(out.len());
+        out[..count].copy_from_slice(&available[..count]);
+        self.position += count as u64;
+        Ok(count)
     }
 }
 
@@ -108,8 +150,8 @@ impl<R: Read + Seek> Skip for Seekable<R> {
         if self.position + count > self.len {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        self.inner.seek_relative(count as i64)?;
         self.position += count;
+        self.jumped = self.buffered().is_empty();
         Ok(())
     }
 }
@@ -422,6 +464,7 @@ pub(crate) fn assemble(
     if matches!(entry.typeflag, b'1'..=b'6') {
         entry.data_size = 0;
     }
+    entry.resolve();
     Ok(entry)
 }
 
@@ -508,6 +551,9 @@ fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry
         xattrs: Vec::new(),
         pax: None,
         header: block,
+        path: String::new(),
+        kind: EntryKind::Other,
+        is_dot: false,
     })
 }
 
@@ -588,7 +634,7 @@ mod tests {
         let mut reader = Reader::new(Streamed(reader));
         let mut out = Vec::new();
         while let Some(entry) = reader.next_entry()? {
-            out.push((entry.path(), entry.uid.value));
+            out.push((entry.path, entry.uid.value));
         }
         Ok(out)
     }

@@ -84,7 +84,7 @@ pub fn rewrite<R: Read, W: Write>(
         }
         match content {
             Some(content) => {
-                stats.contents.push(entry.path());
+                stats.contents.push(entry.path.clone());
                 out.data(&content)?;
                 reader.copy_data(&mut io::sink())?;
             }
@@ -120,15 +120,15 @@ fn edited_content<R: Read>(
     entry: &Entry,
     edits: &Edits,
 ) -> Result<Option<Vec<u8>>, TarError> {
-    let path = entry.path();
-    let wanted = entry.kind() == EntryKind::File
+    let path = &entry.path;
+    let wanted = entry.kind == EntryKind::File
         && entry.data_size <= MAX_EDITED_FILE
         && edits.content_paths.contains(&path.as_str());
     if !wanted {
         return Ok(None);
     }
     let old = reader.read_data(MAX_EDITED_FILE)?;
-    let new = (edits.content)(&path, &old);
+    let new = (edits.content)(path, &old);
     // The old content is gone from the stream; keep it when nothing changes.
     Ok(Some(new.unwrap_or(old)))
 }
@@ -364,7 +364,7 @@ mod tests {
             b"app:x:60001:60001::/:/bin/sh\n"
         );
         assert_eq!(passwd.data_size, 29);
-        assert_eq!(reader.next_entry().unwrap().unwrap().path(), "/after");
+        assert_eq!(reader.next_entry().unwrap().unwrap().path, "/after");
     }
 
     #[test]

@@ -6,10 +6,16 @@
 #   - a second dockerd on vfs with --userns-remap=default, so the two storage drivers'
 #     extraction paths can be compared on the same machine at the same time
 #   - rootless Podman as the user idfit-rootless, whose subordinate range is 200000:65536
+#   - rootful Podman on a store of its own whose storage.conf remaps ids to 100000:65536
+#     (remap-uids/remap-gids, containers-storage.conf(5)), on the storage driver
+#     $IDFIT_PODMAN_ROOTFUL_DRIVER (default vfs); the system store is not used
 #
 # busybox-static gives tests/fix_runtime.rs a static /bin/busybox to run inside images.
 #
-# Usage: scripts/runtimes.sh start|stop|env
+# Usage: scripts/runtimes.sh start|stop|env|start-podman-rootful
+#
+# `start-podman-rootful` sets up only the rootful Podman store and leaves the other
+# runtimes alone (`start` resets the rootless user's store).
 #
 # Everything lives under $IDFIT_RUNTIME_DIR (default /tmp/idfit-runtimes) so that the
 # daemons never touch /var/lib/docker or /var/run/docker.sock of a system install.
@@ -23,6 +29,13 @@ ROOTLESS_USER=idfit-rootless
 ROOTLESS_SUBID_START=200000
 ROOTLESS_SUBID_COUNT=65536
 DOCKER_DRIVERS=(overlay2 vfs)
+# The map rootful Podman's store applies, as containers-storage.conf(5) writes it: the same
+# range as dockremap, so both remapping runtimes are compared on the same ids.
+ROOTFUL_MAP=0:100000:65536
+# vfs applies the map while `podman load` writes a layer. overlay does so only on a kernel
+# without idmapped mounts of overlay lower layers; on one with them (6.18 here) it stores
+# layers unshifted and maps at mount time, so its `podman load` never checks an id.
+ROOTFUL_DRIVER=${IDFIT_PODMAN_ROOTFUL_DRIVER:-vfs}
 PACKAGES=(docker.io podman uidmap skopeo umoci fuse-overlayfs slirp4netns busybox-static)
 # How long a daemon may take to answer before start gives up and shows its log.
 WAIT_SECONDS=60
@@ -248,6 +261,87 @@ stop_rootless() {
     fi
 }
 
+# --- rootful podman ---------------------------------------------------------------------
+
+# One store per driver: podman refuses a store that was created with another driver.
+rootful_dir() { echo "$RUNTIME_DIR/podman-rootful/$ROOTFUL_DRIVER"; }
+
+# Runs podman as root on the dedicated store. The two files replace the system ones, so the
+# system store (/var/lib/containers/storage) is never used; podman still reads
+# /etc/containers/policy.json and keeps its blob cache in /var/lib/containers/cache.
+as_rootful() {
+    CONTAINERS_STORAGE_CONF="$(rootful_dir)/storage.conf" \
+        CONTAINERS_CONF="$(rootful_dir)/containers.conf" \
+        podman "$@"
+}
+
+# The test finds containers.conf next to the storage.conf that `env` names. As for the
+# rootless user, there is no systemd: cgroupfs, and events to a file.
+write_rootful_config() {
+    local dir
+    dir=$(rootful_dir)
+    mkdir -p "$dir/root" "$dir/runroot" "$dir/tmp"
+    cat >"$dir/storage.conf" <<EOF
+[storage]
+driver = "$ROOTFUL_DRIVER"
+graphroot = "$dir/root"
+runroot = "$dir/runroot"
+
+[storage.options]
+remap-uids = "$ROOTFUL_MAP"
+remap-gids = "$ROOTFUL_MAP"
+EOF
+    cat >"$dir/containers.conf" <<EOF
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "$dir/tmp"
+EOF
+}
+
+# Imports a one-file image owned 5:5 and prints the owner the store gave the file.
+probe_rootful() {
+    local work="$RUNTIME_DIR/podman-rootful/probe" image=localhost/idfit-rootful-probe:latest
+    local mount
+    rm -rf "$work"
+    mkdir -p "$work"
+    : >"$work/probe"
+    tar -C "$work" --owner=5 --group=5 -cf "$work/probe.tar" probe
+
+    as_rootful import -q "$work/probe.tar" "$image" >/dev/null || return 1
+    mount=$(as_rootful image mount "$image") || return 1
+    stat -c %u:%g "$mount/probe"
+    as_rootful image unmount "$image" >/dev/null
+    as_rootful rmi -f "$image" >/dev/null
+    rm -rf "$work"
+}
+
+# The probe's file must come out as host id + 5: then the map is applied when a layer is
+# written, which the test relies on. 5:5 means the driver maps only at mount time, and no
+# `podman load` will fail whatever the ids.
+start_podman_rootful() {
+    local info="$RUNTIME_DIR/podman-rootful/info.log" host=${ROOTFUL_MAP#*:} owner expected
+    expected=$((${host%%:*} + 5))
+    mkdir -p "$RUNTIME_DIR/podman-rootful"
+    write_rootful_config
+    if ! as_rootful info >"$info" 2>&1 || ! owner=$(probe_rootful 2>>"$info"); then
+        sed 's/^/    /' "$info" >&2
+        die "rootful podman with storage driver $ROOTFUL_DRIVER does not work"
+    fi
+    if [ "$owner" != "$expected:$expected" ]; then
+        log "warning: rootful podman ($ROOTFUL_DRIVER) stored a file of 5:5 as $owner," \
+            "not $expected:$expected: it does not remap while loading"
+    fi
+    log "rootful podman works with storage driver $ROOTFUL_DRIVER and map $ROOTFUL_MAP"
+}
+
+stop_podman_rootful() {
+    [ -f "$(rootful_dir)/storage.conf" ] || return 0
+    log "removing rootful podman images"
+    as_rootful rmi -af >/dev/null 2>&1 || true
+    unmount_under "$RUNTIME_DIR/podman-rootful"
+}
+
 # --- waiting ----------------------------------------------------------------------------
 
 # Polls `command...` until it succeeds; gives up early if process `pid` has exited.
@@ -284,6 +378,7 @@ cmd_start() {
         start_docker "$driver"
     done
     start_rootless
+    start_podman_rootful
     log "all runtimes are up; load their addresses with: eval \"\$($0 env)\""
 }
 
@@ -293,18 +388,27 @@ cmd_stop() {
         stop_docker "$driver"
     done
     stop_rootless
+    stop_podman_rootful
     rm -rf "$RUNTIME_DIR"
+}
+
+cmd_start_podman_rootful() {
+    [ "$(id -u)" -eq 0 ] || die "must run as root"
+    install_packages
+    start_podman_rootful
 }
 
 cmd_env() {
     echo "export IDFIT_DOCKER_OVERLAY2_HOST=$(docker_host overlay2)"
     echo "export IDFIT_DOCKER_VFS_HOST=$(docker_host vfs)"
     echo "export IDFIT_ROOTLESS_USER=$ROOTLESS_USER"
+    echo "export IDFIT_PODMAN_ROOTFUL_STORAGE_CONF=$(rootful_dir)/storage.conf"
 }
 
 case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     env) cmd_env ;;
-    *) die "usage: $0 start|stop|env" ;;
+    start-podman-rootful) cmd_start_podman_rootful ;;
+    *) die "usage: $0 start|stop|env|start-podman-rootful" ;;
 esac

@@ -153,7 +153,7 @@ fn owners(archive: &[u8]) -> Vec<(String, i64, i64)> {
     let mut reader = Reader::new(Streamed(archive));
     let mut owners = Vec::new();
     while let Some(entry) = reader.next_entry().unwrap() {
-        owners.push((entry.path(), entry.uid.value, entry.gid.value));
+        owners.push((entry.path, entry.uid.value, entry.gid.value));
     }
     owners
 }

@@ -1,8 +1,9 @@
 //! Differential test: every case in `support::cases` is loaded into the real runtimes
 //! (`docker load` on a userns-remapped overlay2 and vfs daemon, `podman load` as a rootless
-//! user) and checked with the idfit binary for the same runtime and id map. idfit must exit
-//! 0 exactly when the runtime loaded the image and 1 when it refused it, and its
-//! `predicted_error` must appear verbatim in the runtime's stderr.
+//! user and as root on a store with `remap-uids`/`remap-gids`) and checked with the idfit
+//! binary for the same runtime and id map. idfit must exit 0 exactly when the runtime loaded
+//! the image and 1 when it refused it, and its `predicted_error` must appear verbatim in the
+//! runtime's stderr.
 //!
 //! The runtimes come from `scripts/runtimes.sh start`; export what `scripts/runtimes.sh env`
 //! prints before `cargo test --test runtime_differential`. Without them the tests are

@@ -56,7 +56,11 @@ pub fn layout(
     destination: &Destination,
 ) -> Result<Layout, FixError> {
     let mut layout = Layout::default();
-    if source.kind == LayoutKind::Oci {
+    // An OCI layout is carried over whole (other tags, attestations, nested indexes); what
+    // the fix replaced is pruned at the end. A docker archive holds only what its
+    // manifest.json names.
+    let whole = !matches!(destination, Destination::DockerArchive { .. });
+    if source.kind == LayoutKind::Oci && whole {
         for name in source.storage.blob_names()? {
             layout.files.insert(
                 name.clone(),

@@ -1,9 +1,10 @@
 //! The images the differential test loads, grouped the way docs/runtime-behaviour.md groups
 //! its tables. Each case is one image; `B` (1000000) is an id outside every map under test.
 //!
-//! The maps are `0:100000:65536` for both Docker daemons and, for rootless Podman, the
-//! user's own id at 0 followed by `1:200000:65536`; so 65535 is the last id Docker maps and
-//! 65536 the last one rootless Podman maps, and 100000 is the host id of Docker's root.
+//! The maps are `0:100000:65536` for both Docker daemons and rootful Podman's store and, for
+//! rootless Podman, the user's own id at 0 followed by `1:200000:65536`; so 65535 is the last
+//! id Docker and rootful Podman map and 65536 the last one rootless Podman maps, and 100000
+//! is the host id of their root.
 
 use super::archive::{Compression, Format};
 use super::runtimes::Runtime;

@@ -4,17 +4,21 @@
 //! - `IDFIT_DOCKER_OVERLAY2_HOST` and `IDFIT_DOCKER_VFS_HOST`: `dockerd --userns-remap`
 //!   sockets, one per storage driver, because the drivers extract layers with different code;
 //! - `IDFIT_ROOTLESS_USER`: a user whose rootless Podman runs `podman load`, started through
-//!   `runuser` (so the test must run as root).
+//!   `runuser` (so the test must run as root);
+//! - `IDFIT_PODMAN_ROOTFUL_STORAGE_CONF`: the storage.conf of a rootful Podman store whose
+//!   `remap-uids`/`remap-gids` shift every layer it writes (containers-storage.conf(5)),
+//!   with the containers.conf to use beside it. Only the differential test loads into it.
 //!
 //! Each load is followed by removing whatever it created, so cases do not see each other.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const OVERLAY2_VAR: &str = "IDFIT_DOCKER_OVERLAY2_HOST";
 const VFS_VAR: &str = "IDFIT_DOCKER_VFS_HOST";
 const ROOTLESS_VAR: &str = "IDFIT_ROOTLESS_USER";
+const PODMAN_ROOTFUL_VAR: &str = "IDFIT_PODMAN_ROOTFUL_STORAGE_CONF";
 /// The user `dockerd --userns-remap=default` creates and takes its ranges from.
 const DOCKER_REMAP_USER: &str = "dockremap";
 
@@ -24,13 +28,24 @@ pub enum Runtime {
     DockerOverlay2,
     DockerVfs,
     Rootless,
+    PodmanRootful,
 }
 
 impl Runtime {
+    /// The runtimes every real-runtime test loads into.
     pub const ALL: [Runtime; 3] = [
         Runtime::DockerOverlay2,
         Runtime::DockerVfs,
         Runtime::Rootless,
+    ];
+
+    /// [`ALL`](Self::ALL) and rootful Podman, which only the differential test loads into:
+    /// `tests/fix_runtime.rs` treats every runtime but rootless Podman as a Docker daemon.
+    pub const DIFFERENTIAL: [Runtime; 4] = [
+        Runtime::DockerOverlay2,
+        Runtime::DockerVfs,
+        Runtime::Rootless,
+        Runtime::PodmanRootful,
     ];
 
     pub fn idfit_name(self) -> &'static str {
@@ -38,6 +53,7 @@ impl Runtime {
             Runtime::DockerOverlay2 => "docker",
             Runtime::DockerVfs => "docker-vfs",
             Runtime::Rootless => "rootless",
+            Runtime::PodmanRootful => "podman",
         }
     }
 
@@ -46,6 +62,7 @@ impl Runtime {
             Runtime::DockerOverlay2 => OVERLAY2_VAR,
             Runtime::DockerVfs => VFS_VAR,
             Runtime::Rootless => ROOTLESS_VAR,
+            Runtime::PodmanRootful => PODMAN_ROOTFUL_VAR,
         }
     }
 }
@@ -66,25 +83,43 @@ pub struct RootlessUser {
     home: String,
 }
 
+/// Rootful Podman's own store: its storage.conf, the containers.conf beside it, and the map
+/// the store applies to every layer it writes.
+#[derive(Debug, Clone)]
+pub struct RootfulStore {
+    storage_conf: PathBuf,
+    containers_conf: PathBuf,
+    /// `remap-uids` and `remap-gids`, one `CONTAINER:HOST:SIZE` per entry.
+    uid_map: Vec<String>,
+    gid_map: Vec<String>,
+}
+
 /// The runtimes that were configured, and the id maps to hand idfit for each.
 #[derive(Debug, Clone, Default)]
 pub struct Runtimes {
     overlay2: Option<String>,
     vfs: Option<String>,
     rootless: Option<RootlessUser>,
+    podman_rootful: Option<RootfulStore>,
 }
 
 impl Runtimes {
-    /// Reads the environment. Returns `None` (after saying why) when nothing is configured
-    /// outside CI; in CI (`CI=true`) a missing runtime is a failure, because a skipped
-    /// differential test would look like a passing one.
+    /// Reads the environment for the differential test, which loads into every runtime of
+    /// [`Runtime::DIFFERENTIAL`]. Returns `None` (after saying why) when nothing is
+    /// configured outside CI; in CI (`CI=true`) a missing runtime is a failure, because a
+    /// skipped differential test would look like a passing one.
     pub fn from_env() -> Option<Runtimes> {
-        Runtimes::from_env_for("the runtime differential test")
+        Runtimes::from_env_among("the runtime differential test", &Runtime::DIFFERENTIAL)
     }
 
-    /// [`from_env`](Self::from_env) for another test, named in the skip note.
+    /// [`from_env`](Self::from_env) for another test, named in the skip note, which loads
+    /// into the runtimes of [`Runtime::ALL`].
     pub fn from_env_for(test: &str) -> Option<Runtimes> {
-        let missing: Vec<&str> = Runtime::ALL
+        Runtimes::from_env_among(test, &Runtime::ALL)
+    }
+
+    fn from_env_among(test: &str, wanted: &[Runtime]) -> Option<Runtimes> {
+        let missing: Vec<&str> = wanted
             .iter()
             .map(|r| r.variable())
             .filter(|v| std::env::var_os(v).is_none())
@@ -96,7 +131,7 @@ impl Runtimes {
                 missing.join(", ")
             );
         }
-        if missing.len() == Runtime::ALL.len() {
+        if missing.len() == wanted.len() {
             eprintln!(
                 "skipping {test}: {} not set (see scripts/runtimes.sh)",
                 missing.join(", ")
@@ -116,6 +151,10 @@ impl Runtimes {
             rootless: std::env::var(ROOTLESS_VAR)
                 .ok()
                 .map(|name| RootlessUser::look_up(&name)),
+            podman_rootful: std::env::var(PODMAN_ROOTFUL_VAR)
+                .ok()
+                .filter(|_| wanted.contains(&Runtime::PodmanRootful))
+                .map(|path| RootfulStore::read(&path)),
         })
     }
 
@@ -124,8 +163,9 @@ impl Runtimes {
             Runtime::DockerOverlay2 => self.overlay2.is_some(),
             Runtime::DockerVfs => self.vfs.is_some(),
             Runtime::Rootless => self.rootless.is_some(),
+            Runtime::PodmanRootful => self.podman_rootful.is_some(),
         };
-        Runtime::ALL.into_iter().filter(present).collect()
+        Runtime::DIFFERENTIAL.into_iter().filter(present).collect()
     }
 
     /// Loads the archive at `path`, then removes the image again.
@@ -151,12 +191,13 @@ impl Runtimes {
     }
 
     /// Runs `docker ARGUMENTS` against the runtime's daemon, or `podman ARGUMENTS` as the
-    /// rootless user.
+    /// rootless user or on the rootful store.
     pub fn client(&self, runtime: Runtime, arguments: &[&str]) -> Output {
         match runtime {
             Runtime::DockerOverlay2 => docker(self.overlay2.as_deref(), arguments),
             Runtime::DockerVfs => docker(self.vfs.as_deref(), arguments),
             Runtime::Rootless => self.rootless().podman(arguments),
+            Runtime::PodmanRootful => self.podman_rootful().podman(arguments),
         }
     }
 
@@ -175,6 +216,10 @@ impl Runtimes {
     pub fn map_arguments(&self, runtime: Runtime) -> Vec<String> {
         let (uid_map, gid_map) = match runtime {
             Runtime::Rootless => self.rootless().namespace_maps(),
+            Runtime::PodmanRootful => {
+                let store = self.podman_rootful();
+                (store.uid_map.clone(), store.gid_map.clone())
+            }
             _ => {
                 let uid = subordinate_range("/etc/subuid", DOCKER_REMAP_USER);
                 let gid = subordinate_range("/etc/subgid", DOCKER_REMAP_USER);
@@ -195,6 +240,48 @@ impl Runtimes {
             .as_ref()
             .expect("rootless runtime is configured")
     }
+
+    fn podman_rootful(&self) -> &RootfulStore {
+        self.podman_rootful
+            .as_ref()
+            .expect("rootful podman is configured")
+    }
+}
+
+impl RootfulStore {
+    fn read(storage_conf: &str) -> RootfulStore {
+        let text = fs::read_to_string(storage_conf)
+            .unwrap_or_else(|e| panic!("read {storage_conf} from {PODMAN_ROOTFUL_VAR}: {e}"));
+        let storage_conf = PathBuf::from(storage_conf);
+        RootfulStore {
+            containers_conf: storage_conf.with_file_name("containers.conf"),
+            uid_map: remap_option(&text, "remap-uids", &storage_conf),
+            gid_map: remap_option(&text, "remap-gids", &storage_conf),
+            storage_conf,
+        }
+    }
+
+    /// Both files replace the system ones, so the system store is left alone.
+    fn podman(&self, arguments: &[&str]) -> Output {
+        Command::new("podman")
+            .env("CONTAINERS_STORAGE_CONF", &self.storage_conf)
+            .env("CONTAINERS_CONF", &self.containers_conf)
+            .args(arguments)
+            .output()
+            .expect("run podman on the rootful store")
+    }
+}
+
+/// The `CONTAINER:HOST:SIZE` entries of `key = "0:100000:65536"` in a storage.conf, the
+/// form `--uid-map` takes; several would be comma-separated (scripts/runtimes.sh writes one).
+fn remap_option(text: &str, key: &str, file: &Path) -> Vec<String> {
+    let value = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .find(|(name, _)| name.trim() == key)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .unwrap_or_else(|| panic!("{} has no `{key}`", file.display()));
+    value.split(',').map(|m| m.trim().to_string()).collect()
 }
 
 impl RootlessUser {

@@ -16,9 +16,21 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 
+# Runs the tests and ends with one line totalling every test binary's results.
+run_tests() {
+    local log
+    log=$(mktemp)
+    cargo test --locked --all-targets 2>&1 | tee "$log"
+    local status=${PIPESTATUS[0]}
+    awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
+    rm -f "$log"
+    return "$status"
+}
+
 if [ "${IDFIT_NO_RUNTIMES:-}" = 1 ] && [ "${CI:-}" != true ]; then
     step "tests (without real runtimes)"
-    exec cargo test --locked
+    run_tests
+    exit
 fi
 
 step "starting real runtimes"
@@ -27,4 +39,4 @@ scripts/runtimes.sh start
 eval "$(scripts/runtimes.sh env)"
 
 step "tests"
-cargo test --locked
+run_tests

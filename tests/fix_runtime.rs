@@ -285,15 +285,7 @@ fn fixed_image_runs_with_the_owners_of_the_printed_table() {
     );
     fs::write(&source, bytes).expect("write the busybox image");
 
-    let output = bench.path("busybox-app-fixed.tar");
-    let destination = format!("docker-archive:{}", output.display());
-    let fixed = bench.fix(&source.display().to_string(), &destination, &output);
-    assert_eq!(
-        fixed.exit_code,
-        Some(0),
-        "idfit fix failed: {}",
-        fixed.stderr
-    );
+    let (fixed, output) = bench.fix_to_archive(&source, "busybox-app-fixed.tar");
 
     // The documented default: each out-of-range id its own unused id from 60001 up. The
     // interim owner 1000001, deleted by the whiteout in layer 2, still gets one, because
@@ -604,15 +596,7 @@ fn chown_in_a_new_layer_still_fails_where_fix_loads() {
     );
     fs::write(&source, bytes).expect("write the chowned image");
 
-    let output = bench.path("chowned-fixed.tar");
-    let destination = format!("docker-archive:{}", output.display());
-    let fixed = bench.fix(&source.display().to_string(), &destination, &output);
-    assert_eq!(
-        fixed.exit_code,
-        Some(0),
-        "idfit fix failed: {}",
-        fixed.stderr
-    );
+    let (fixed, output) = bench.fix_to_archive(&source, "chowned-fixed.tar");
     assert_eq!(
         fixed.rewritten_layers(),
         [true, true, false, false],

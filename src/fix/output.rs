@@ -327,10 +327,7 @@ fn rebuild_index(
         return Ok((index, false));
     };
     for descriptor in descriptors {
-        let Some(digest) = descriptor["digest"]
-            .as_str()
-            .and_then(|d| d.parse::<Digest>().ok())
-        else {
+        let Some(digest) = descriptor_digest(descriptor) else {
             continue;
         };
         let new = if let Some(written) = replaced.get(&digest) {
@@ -378,10 +375,7 @@ fn prune_unreachable(layout: &mut Layout) -> Result<(), FixError> {
             .flat_map(|key| value[key].as_array().cloned().unwrap_or_default())
             .chain(["config", "subject"].iter().map(|key| value[key].clone()));
         for descriptor in descriptors {
-            let Some(digest) = descriptor["digest"]
-                .as_str()
-                .and_then(|d| d.parse::<Digest>().ok())
-            else {
+            let Some(digest) = descriptor_digest(&descriptor) else {
                 continue;
             };
             let name = blob_name(&digest);
@@ -397,6 +391,11 @@ fn prune_unreachable(layout: &mut Layout) -> Result<(), FixError> {
         .files
         .retain(|name, _| !name.starts_with("blobs/") || reachable.contains(name));
     Ok(())
+}
+
+/// The digest a descriptor names, if it names a valid one.
+fn descriptor_digest(descriptor: &Value) -> Option<Digest> {
+    descriptor["digest"].as_str()?.parse().ok()
 }
 
 /// A JSON document of the output layout.

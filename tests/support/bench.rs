@@ -70,14 +70,23 @@ impl Bench {
     }
 
     /// `idfit fix --runtime strict` from `source` to `destination`, which writes `output`.
-    pub fn fix(&self, source: &str, destination: &str, output: &Path) -> Fixed {
-        let fixed = idfit::fix(&self.maps, source, destination);
-        if output.exists() {
-            // idfit creates its output 0600; podman runs as another user and opens it.
-            fs::set_permissions(output, fs::Permissions::from_mode(0o644))
-                .expect("make the fixed image readable");
-        }
-        fixed
+    pub fn fix(&self, source: &str, destination: &str, _output: &Path) -> Fixed {
+        idfit::fix(&self.maps, source, destination)
+    }
+
+    /// Fixes the docker archive `source` into a docker archive named `name` in the work
+    /// directory, asserting that idfit succeeds, and returns the fix and the output path.
+    pub fn fix_to_archive(&self, source: &Path, name: &str) -> (Fixed, PathBuf) {
+        let output = self.path(name);
+        let destination = format!("docker-archive:{}", output.display());
+        let fixed = self.fix(&source.display().to_string(), &destination, &output);
+        assert_eq!(
+            fixed.exit_code,
+            Some(0),
+            "idfit fix failed: {}",
+            fixed.stderr
+        );
+        (fixed, output)
     }
 
     /// `idfit check --runtime strict`: the exit code and the report.

@@ -16,21 +16,27 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 
-# Runs the tests and ends with one line totalling every test binary's results.
+LOG=$(mktemp)
+
+# Runs the tests, keeping their output for the total printed at the very end.
 run_tests() {
-    local log
-    log=$(mktemp)
-    cargo test --locked --all-targets 2>&1 | tee "$log"
-    local status=${PIPESTATUS[0]}
-    awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"
-    rm -f "$log"
-    return "$status"
+    cargo test --locked --all-targets 2>&1 | tee "$LOG"
+    return "${PIPESTATUS[0]}"
+}
+
+# One closing line totalling every test binary's results.
+total() {
+    awk '/^test result:/ { passed += $4; failed += $6 }
+        END { printf "tests: %d passed, %d failed\n", passed, failed }' "$LOG"
+    rm -f "$LOG"
 }
 
 if [ "${IDFIT_NO_RUNTIMES:-}" = 1 ] && [ "${CI:-}" != true ]; then
     step "tests (without real runtimes)"
-    run_tests
-    exit
+    status=0
+    run_tests || status=$?
+    total
+    exit "$status"
 fi
 
 step "starting real runtimes"
@@ -39,4 +45,9 @@ scripts/runtimes.sh start
 eval "$(scripts/runtimes.sh env)"
 
 step "tests"
-run_tests
+status=0
+run_tests || status=$?
+trap - EXIT
+scripts/runtimes.sh stop
+total
+exit "$status"

@@ -77,9 +77,11 @@ impl Runtime {
             // The naive differ handles whiteouts and AUFS metadata before mapping, but has no
             // special case for the root entry.
             Runtime::DockerVfs | Runtime::Podman => {
-                let meta = format!("/{}", entry::WHITEOUT_META_PREFIX);
-                !matches!(kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout)
-                    && !entry.path.starts_with(&meta)
+                let meta = entry
+                    .path
+                    .strip_prefix('/')
+                    .is_some_and(|p| p.starts_with(entry::WHITEOUT_META_PREFIX));
+                !matches!(kind, EntryKind::Whiteout | EntryKind::OpaqueWhiteout) && !meta
             }
             // Devices cannot be created in a user namespace and the opaque marker becomes an
             // xattr, so neither is chowned; a whiteout becomes a device node chowned to its

@@ -292,13 +292,13 @@ pub fn read_entries<R: Skip>(
     while let Some(entry) = reader.next_entry()? {
         let ordinal = scan.entries;
         scan.entries += 1;
-        let path = entry.path.clone();
+        let path = entry.path.as_str();
         let kind = entry.kind;
         record_ids(&mut scan, &entry);
-        scan.paths.record(&path, kind, ordinal);
+        scan.paths.record(path, kind, ordinal);
         if kind == EntryKind::File && (path == PASSWD || path == GROUP) {
             let content = reader.read_data(MAX_ACCOUNT_FILE)?;
-            record_account_ids(&mut scan, &path, &content);
+            record_account_ids(&mut scan, path, &content);
             let slot = if path == PASSWD {
                 &mut scan.passwd
             } else {
@@ -306,7 +306,7 @@ pub fn read_entries<R: Skip>(
             };
             *slot = Some(content);
         }
-        if let Some(hit) = check_entry(&entry, &path, kind, ordinal, targets) {
+        if let Some(hit) = check_entry(&entry, path, kind, ordinal, targets) {
             scan.hits.push(hit);
         }
     }

@@ -197,28 +197,45 @@ fn parse_base256(bytes: &[u8]) -> Result<i64, FieldError> {
 }
 
 /// Octal digits, trimmed of spaces and NULs on both sides; an empty field is zero.
+///
+/// Go trims the field, cuts it at the first NUL left and parses the rest as a whole: digits
+/// may be followed by a NUL (and anything after it) or by padding only.
 pub fn parse_octal(bytes: &[u8]) -> Result<i64, FieldError> {
+    let is_pad = |b: u8| b == b' ' || b == 0;
+    let start = bytes
+        .iter()
+        .position(|&b| !is_pad(b))
+        .unwrap_or(bytes.len());
+    let mut value: u64 = 0;
+    let mut end = start;
+    while let Some(&digit) = bytes.get(end).filter(|b| (b'0'..=b'7').contains(b)) {
+        if value >> 61 != 0 {
+            return Err(invalid_octal(bytes));
+        }
+        value = (value << 3) | u64::from(digit - b'0');
+        end += 1;
+    }
+    let rest = &bytes[end..];
+    let valid = match rest.first() {
+        None | Some(0) => true,
+        Some(b' ') => rest.iter().all(|&b| is_pad(b)),
+        Some(_) => false,
+    };
+    if !valid {
+        return Err(invalid_octal(bytes));
+    }
+    // Go parses into a uint64 and converts, so values past i64::MAX wrap to negative.
+    Ok(value as i64)
+}
+
+fn invalid_octal(bytes: &[u8]) -> FieldError {
     let is_pad = |b: &u8| *b == b' ' || *b == 0;
     let start = bytes.iter().position(|b| !is_pad(b)).unwrap_or(bytes.len());
     let end = bytes
         .iter()
         .rposition(|b| !is_pad(b))
         .map_or(start, |i| i + 1);
-    let digits = cut_at_nul(&bytes[start..end]);
-    if start == end {
-        return Ok(0);
-    }
-    let invalid = || FieldError::Octal(bytes[start..end].to_vec());
-    // Go parses into a uint64 (failing past 64 bits) and converts, so values past i64::MAX
-    // wrap to negative.
-    let mut value: u64 = 0;
-    for &digit in digits {
-        if !(b'0'..=b'7').contains(&digit) || value >> 61 != 0 {
-            return Err(invalid());
-        }
-        value = (value << 3) | u64::from(digit - b'0');
-    }
-    Ok(value as i64)
+    FieldError::Octal(bytes[start..end].to_vec())
 }
 
 /// Writes `value` into a numeric field of `width` bytes: octal when it fits (with a trailing
@@ -260,6 +277,26 @@ mod tests {
         for (bytes, expected) in cases {
             let got = parse_octal(bytes).map_err(|_| ());
             assert_eq!(&got, expected, "field {:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    /// Go's steps written out literally: trim, cut at NUL, parse the whole rest.
+    fn go_parse_octal(bytes: &[u8]) -> Option<i64> {
+        let is_pad = |b: &u8| *b == b' ' || *b == 0;
+        let start = bytes.iter().position(|b| !is_pad(b))?;
+        let end = bytes.iter().rposition(|b| !is_pad(b)).unwrap() + 1;
+        let text = std::str::from_utf8(cut_at_nul(&bytes[start..end])).ok()?;
+        if text.is_empty() || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return None;
+        }
+        u64::from_str_radix(text, 8).ok().map(|v| v as i64)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn octal_matches_go_step_by_step(field in proptest::collection::vec(proptest::sample::select(b"0127 \x00+8x".to_vec()), 0..12)) {
+            let expected = if field.iter().all(|b| *b == b' ' || *b == 0) { Some(0) } else { go_parse_octal(&field) };
+            proptest::prop_assert_eq!(parse_octal(&field).ok(), expected, "{:?}", String::from_utf8_lossy(&field));
         }
     }
 

@@ -20,7 +20,7 @@ pub struct IdMapping {
 impl IdMapping {
     /// The host id for a container id inside this range.
     pub fn to_host(&self, id: i64) -> Option<i64> {
-        let offset = id - i64::from(self.container_id);
+        let offset = id.checked_sub(i64::from(self.container_id))?;
         (0..i64::from(self.size))
             .contains(&offset)
             .then(|| i64::from(self.host_id) + offset)
@@ -133,28 +133,6 @@ impl IdMap {
     pub fn contains(&self, id: i64) -> bool {
         self.to_host(id).is_some()
     }
-
-    /// The first container id that is not mapped and at least `from`, if any.
-    pub fn first_unmapped_from(&self, from: u64) -> Option<u64> {
-        let mut candidate = from;
-        while candidate < 1 << 32 {
-            match self
-                .mappings
-                .iter()
-                .find(|m| m.to_host(candidate as i64).is_some())
-            {
-                Some(mapping) => candidate = mapping.container_end(),
-                None => return Some(candidate),
-            }
-        }
-        None
-    }
-
-    /// The lowest container id of the map that is in range, and how many follow it without a
-    /// gap: the block an admin reads as "this host maps 0-65535".
-    pub fn contiguous_from_zero(&self) -> u64 {
-        self.first_unmapped_from(0).unwrap_or(1 << 32)
-    }
 }
 
 impl fmt::Display for IdMap {
@@ -219,7 +197,8 @@ mod tests {
         let stacked = IdMap::stacked(&[(100000, 65536), (300000, 10)], 0).unwrap();
         assert_eq!(stacked.to_string(), "0:100000:65536,65536:300000:10");
         assert_eq!(stacked.to_host(65540), Some(300004));
-        assert_eq!(stacked.contiguous_from_zero(), 65546);
+        assert_eq!(stacked.to_host(65546), None);
+        assert_eq!(stacked.to_host(i64::MIN), None);
     }
 
     proptest! {

@@ -135,10 +135,6 @@ impl<R: Read> HashingReader<R> {
             .map(|hasher| Digest::from_hash(hasher.finalize().into()));
         Ok((digest, self.count))
     }
-
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
-    }
 }
 
 impl<R: Read> Read for HashingReader<R> {

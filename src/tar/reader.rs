@@ -5,6 +5,7 @@
 //! allows it. Offsets are tracked so that findings can name where an entry sits and the
 //! rewriter can patch it.
 
+use std::collections::HashSet;
 use std::io::{self, Read, Seek};
 
 use super::entry::{Entry, EntryKind, Id, IdSource};
@@ -447,10 +448,11 @@ pub(crate) fn assemble(
         apply_pax(&mut entry, records, offset)?;
     }
     entry.pax = pending.pax;
-    if let Some(name) = pending.long_name {
+    // Go keeps the header's name when the GNU long name is empty.
+    if let Some(name) = pending.long_name.filter(|name| !name.is_empty()) {
         entry.name = name;
     }
-    if let Some(link) = pending.long_link {
+    if let Some(link) = pending.long_link.filter(|link| !link.is_empty()) {
         entry.link_name = link;
     }
     if entry.typeflag == 0 {
@@ -560,11 +562,11 @@ fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry
 /// Applies PAX records as Go's `mergePAX` does: the last record of a key wins, an empty
 /// value leaves the header field in force.
 fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), TarError> {
-    for (index, record) in records.iter().enumerate() {
-        let overridden = records[index + 1..]
-            .iter()
-            .any(|later| later.key == record.key);
-        if overridden || record.value.is_empty() {
+    // One pass from the end: a key already seen there has a later record that wins.
+    let mut seen = HashSet::with_capacity(records.len());
+    let mut xattrs = Vec::new();
+    for record in records.iter().rev() {
+        if !seen.insert(record.key.as_str()) || record.value.is_empty() {
             continue;
         }
         let bad = || TarError::PaxValue {
@@ -584,11 +586,14 @@ fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), T
             }
             key => {
                 if let Some(name) = key.strip_prefix(pax::XATTR_PREFIX) {
-                    entry.xattrs.push((name.to_owned(), record.value.clone()));
+                    xattrs.push((name.to_owned(), record.value.clone()));
                 }
             }
         }
     }
+    // Back in record order.
+    xattrs.reverse();
+    entry.xattrs.extend(xattrs);
     Ok(())
 }
 
@@ -657,6 +662,41 @@ mod tests {
                 Err(other) => panic!("cut {cut}: {other}"),
             }
         }
+    }
+
+    #[test]
+    fn an_empty_gnu_long_name_keeps_the_header_name() {
+        let mut archive = Builder::default();
+        archive.file("././@LongLink", b'L', b"\0", 0);
+        archive.file("kept", b'0', b"", 1_000_000);
+        archive.file("././@LongLink", b'L', b"long/name\0", 0);
+        archive.file("short", b'0', b"", 7);
+        let found = entries(&archive.finish()[..]).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                ("/kept".to_owned(), 1_000_000),
+                ("/long/name".to_owned(), 7)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_last_pax_record_of_a_key_wins_and_empty_values_keep_the_header() {
+        let mut archive = Builder::default();
+        archive.pax(&[
+            ("uid", b"5"),
+            ("gid", b"9"),
+            ("uid", b"1000000"),
+            ("gid", b""),
+        ]);
+        archive.file("a", b'0', b"", 3);
+        let bytes = archive.finish();
+        let mut reader = Reader::new(Streamed(&bytes[..]));
+        let entry = reader.next_entry().unwrap().unwrap();
+        assert_eq!(entry.uid.value, 1_000_000);
+        assert_eq!(entry.uid.source, IdSource::Pax);
+        assert_eq!(entry.gid.value, 3);
     }
 
     proptest! {

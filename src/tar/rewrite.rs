@@ -62,7 +62,11 @@ pub fn rewrite<R: Read, W: Write>(
         stats.entries += 1;
         let raw = reader.take_raw();
         let content = edited_content(&mut reader, &entry, edits)?;
-        let plan = EntryEdit::new(&entry, edits, content.as_ref().map(|c| c.len() as u64));
+        let plan = EntryEdit::new(
+            &entry,
+            edits,
+            content.as_ref().map(|c| c.bytes.len() as u64),
+        );
         stats.owners += u64::from(plan.uid.is_some() || plan.gid.is_some());
 
         for record in raw.records {
@@ -84,8 +88,10 @@ pub fn rewrite<R: Read, W: Write>(
         }
         match content {
             Some(content) => {
-                stats.contents.push(entry.path.clone());
-                out.data(&content)?;
+                if content.changed {
+                    stats.contents.push(entry.path.clone());
+                }
+                out.data(&content.bytes)?;
                 reader.copy_data(&mut io::sink())?;
             }
             None => reader.copy_data(&mut out)?,
@@ -119,7 +125,7 @@ fn edited_content<R: Read>(
     reader: &mut Reader<Streamed<R>>,
     entry: &Entry,
     edits: &Edits,
-) -> Result<Option<Vec<u8>>, TarError> {
+) -> Result<Option<Content>, TarError> {
     let path = &entry.path;
     let wanted = entry.kind == EntryKind::File
         && entry.data_size <= MAX_EDITED_FILE
@@ -128,9 +134,23 @@ fn edited_content<R: Read>(
         return Ok(None);
     }
     let old = reader.read_data(MAX_EDITED_FILE)?;
-    let new = (edits.content)(path, &old);
     // The old content is gone from the stream; keep it when nothing changes.
-    Ok(Some(new.unwrap_or(old)))
+    Ok(Some(match (edits.content)(path, &old) {
+        Some(new) => Content {
+            bytes: new,
+            changed: true,
+        },
+        None => Content {
+            bytes: old,
+            changed: false,
+        },
+    }))
+}
+
+/// The content of an entry read to be edited, and whether the edit changed it.
+struct Content {
+    bytes: Vec<u8>,
+    changed: bool,
 }
 
 /// The changes to one entry.

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use crate::image::{Compression, Digest};
+use crate::image::Digest;
 
 use super::oci_layout::{attach_diff_ids, read_config};
 use super::storage::Storage;
@@ -79,7 +79,6 @@ fn resolve_item(storage: &Storage, item: &ManifestItem) -> Result<ResolvedImage,
             diff_id: None,
             size: None,
             media_type: None,
-            declared_compression: Compression::None,
         });
     }
     attach_diff_ids(&mut layers, &config, &config_blob.label)?;

@@ -10,7 +10,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::image::{Compression, Digest, ImageConfig, Platform};
+use crate::image::{Digest, ImageConfig, Platform};
 use crate::tar::TarError;
 
 pub use storage::{Blob, BlobReader, Storage};
@@ -232,8 +232,6 @@ pub struct LayerSource {
     /// The declared size, checked against the blob.
     pub size: Option<u64>,
     pub media_type: Option<String>,
-    /// Compression declared by the media type.
-    pub declared_compression: Compression,
 }
 
 /// What to select from a source holding several images.

@@ -132,7 +132,9 @@ fn resolve_manifest(
         read_config(&config_blob, Some(&manifest.config.digest))?;
     let mut layers = Vec::new();
     for descriptor in &manifest.layers {
-        let declared = Compression::of_media_type(&descriptor.media_type).ok_or_else(|| {
+        // The media type must name a layer; the compression itself is read off the magic
+        // bytes, which some writers get right where the media type lies.
+        Compression::of_media_type(&descriptor.media_type).ok_or_else(|| {
             TransportError::MediaType {
                 digest: descriptor.digest.clone(),
                 media_type: descriptor.media_type.clone(),
@@ -144,7 +146,6 @@ fn resolve_manifest(
             diff_id: None,
             size: Some(descriptor.size),
             media_type: Some(descriptor.media_type.clone()),
-            declared_compression: declared,
         });
     }
     attach_diff_ids(&mut layers, &config, &config_blob.label)?;

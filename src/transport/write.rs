@@ -67,14 +67,6 @@ impl Destination {
             | Destination::OciArchive { path, .. } => path,
         }
     }
-
-    /// The tag to give the written image, if the reference names one.
-    pub fn tag(&self) -> Option<&str> {
-        match self {
-            Destination::DockerArchive { name, .. } => name.as_deref(),
-            Destination::Oci { tag, .. } | Destination::OciArchive { tag, .. } => tag.as_deref(),
-        }
-    }
 }
 
 /// The files of an image to write, by name inside the layout.

@@ -36,7 +36,9 @@ ROOTFUL_MAP=0:100000:65536
 # without idmapped mounts of overlay lower layers; on one with them (6.18 here) it stores
 # layers unshifted and maps at mount time, so its `podman load` never checks an id.
 ROOTFUL_DRIVER=${IDFIT_PODMAN_ROOTFUL_DRIVER:-vfs}
-PACKAGES=(docker.io podman uidmap skopeo umoci fuse-overlayfs slirp4netns busybox-static)
+# The runtimes and what the tests build inputs with (bsdtar from libarchive-tools).
+PACKAGES=(docker.io podman uidmap skopeo umoci fuse-overlayfs slirp4netns busybox-static
+    libarchive-tools)
 # How long a daemon may take to answer before start gives up and shows its log.
 WAIT_SECONDS=60
 

@@ -322,4 +322,21 @@ fn multi_platform_indexes_are_checked_per_platform_and_fixed_whole() {
         &format!("docker-archive:{}", dir.path().join("one.tar").display()),
     ]);
     assert_eq!(refusal.status.code(), Some(2));
+
+    // One platform fixed: the other is carried over as it was, and still fails.
+    let arm_only = dir.path().join("arm-only");
+    let arm_only_ref = format!("oci:{}", arm_only.display());
+    let output = idfit(&["fix", "--platform", "linux/arm64", &image, &arm_only_ref]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let status = |platform: &str| {
+        idfit(&["check", "--platform", platform, &arm_only_ref])
+            .status
+            .code()
+    };
+    assert_eq!(status("linux/arm64"), Some(0));
+    assert_eq!(status("linux/amd64"), Some(1));
 }

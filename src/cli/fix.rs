@@ -28,14 +28,14 @@ pub fn run(args: &FixArgs, quiet: bool) -> Result<u8, Box<dyn Error + Send + Syn
         Some(text) => Some(Destination::from_reference(&ImageReference::parse(text)?)?),
         None => None,
     };
-    if let Some(destination) = destination.as_ref().filter(|_| !args.dry_run) {
-        transport::write::check_destination(destination, args.force)?;
-    }
     let targets = targets::targets(args.maps.runtime.profile(), &map_options(&args.maps))?;
     let selection = Selection {
         platform: args.maps.platform.clone(),
     };
     let source = transport::open(&source_reference, &selection)?;
+    if let Some(destination) = destination.as_ref().filter(|_| !args.dry_run) {
+        fix::check_destination(&source, destination, args.force)?;
+    }
     let options = fix_options(args);
 
     let bar = Bar::new(quiet);

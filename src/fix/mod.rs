@@ -64,8 +64,8 @@ pub enum FixError {
     },
     #[error("a docker archive holds one image, but the source has {0}")]
     OneImageOnly(usize),
-    #[error("the fixed image still fails: {0}")]
-    StillFails(String),
+    #[error("the fixed image for {platform} still fails: {message}")]
+    StillFails { platform: String, message: String },
 }
 
 impl FixError {
@@ -285,16 +285,27 @@ pub fn apply(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<(), FixError> {
-    write::check_destination(destination, force)?;
-    if matches!(destination, Destination::DockerArchive { .. }) && source.images.len() != 1 {
-        return Err(FixError::OneImageOnly(source.images.len()));
-    }
+    check_destination(source, destination, force)?;
     let staging = write::staging_dir(destination)?;
     let rewritten = rewrite_layers(source, plan, staging.path(), progress)?;
     let layout = output::layout(source, plan, scans, &rewritten, destination)?;
     let written = write::write_pending(destination, layout)?;
-    verify(&written.reference(destination), targets, scans)?;
+    verify(&written.reference(destination), plan, targets, scans)?;
     written.persist(destination.path(), force)?;
+    Ok(())
+}
+
+/// Refuses a destination that exists (without `force`) or cannot hold the source's images,
+/// before any work is done.
+pub fn check_destination(
+    source: &Source,
+    destination: &Destination,
+    force: bool,
+) -> Result<(), FixError> {
+    write::check_destination(destination, force)?;
+    if matches!(destination, Destination::DockerArchive { .. }) && source.images.len() != 1 {
+        return Err(FixError::OneImageOnly(source.images.len()));
+    }
     Ok(())
 }
 
@@ -331,12 +342,14 @@ fn rewrite_layers(
     Ok(done)
 }
 
-/// Checks the written image with the same runtimes; anything still failing is a bug in the
-/// rewrite, and the output is thrown away. A layer blob carried over unchanged has the same
-/// digest, hence the same bytes, as one already scanned: its scan is reused, and only the
-/// rewritten layers are read again.
+/// Checks the images the fix wrote with the same runtimes; anything still failing is a bug in
+/// the rewrite, and the output is thrown away. Images of an OCI layout that the source
+/// selection left out (other platforms, other tags) are carried over as they were and not
+/// checked. A layer blob carried over unchanged has the same digest, hence the same bytes,
+/// as one already scanned: its scan is reused, and only the rewritten layers are read again.
 fn verify(
     reference: &transport::ImageReference,
+    plan: &Plan,
     targets: &[Target],
     scanned: &[Vec<LayerScan>],
 ) -> Result<(), FixError> {
@@ -345,8 +358,20 @@ fn verify(
         .flatten()
         .map(|scan| (&scan.digest, scan))
         .collect();
+    let fixed: BTreeSet<&Digest> = plan
+        .images
+        .iter()
+        .filter_map(|image| image.new_manifest_digest.as_ref())
+        .collect();
     let written = transport::open(reference, &Selection::default())?;
-    for image in &written.images {
+    // A docker archive names no manifest digest: it holds only the fixed image.
+    let to_check = written.images.iter().filter(|image| {
+        image
+            .manifest_digest
+            .as_ref()
+            .is_none_or(|digest| fixed.contains(digest))
+    });
+    for image in to_check {
         let scans = image
             .layers
             .par_iter()
@@ -360,9 +385,10 @@ fn verify(
             .collect::<Result<Vec<_>, _>>()?;
         let report = check::assemble(image, targets, &scans);
         if !report.loads {
-            return Err(FixError::StillFails(
-                report.predicted_error.unwrap_or_default(),
-            ));
+            return Err(FixError::StillFails {
+                platform: image.platform.to_string(),
+                message: report.predicted_error.unwrap_or_default(),
+            });
         }
     }
     Ok(())

@@ -139,7 +139,9 @@ fn write_image(
     let config_digest = Digest::of(&config);
     let manifest = match (&image.manifest, changed) {
         (Some(original), false) => original.clone(),
-        (Some(original), true) => edit_manifest(original, &config, &layers, image, table)?,
+        (Some(original), true) => {
+            edit_manifest(original, &config, &layers, &diff_ids, image, table)?
+        }
         (None, _) => new_manifest(&config, &layers, image, table),
     };
     let manifest_digest = Digest::of(&manifest);
@@ -201,6 +203,7 @@ fn edit_manifest(
     original: &[u8],
     config: &[u8],
     layers: &[(Digest, u64, String)],
+    diff_ids: &[Digest],
     image: &ResolvedImage,
     table: &IdTable,
 ) -> Result<Vec<u8>, FixError> {
@@ -208,13 +211,52 @@ fn edit_manifest(
     manifest["config"]["digest"] = json!(Digest::of(config).to_string());
     manifest["config"]["size"] = json!(config.len());
     if let Some(descriptors) = manifest["layers"].as_array_mut() {
-        for (descriptor, (digest, size, _)) in descriptors.iter_mut().zip(layers) {
+        for ((descriptor, (digest, size, _)), diff_id) in
+            descriptors.iter_mut().zip(layers).zip(diff_ids)
+        {
+            if descriptor_digest(descriptor).as_ref() != Some(digest) {
+                describe_new_blob(descriptor, diff_id);
+            }
             descriptor["digest"] = json!(digest.to_string());
             descriptor["size"] = json!(size);
         }
     }
     annotate(&mut manifest, image, table);
     Ok(to_bytes(&manifest))
+}
+
+/// Annotations on a layer descriptor that describe the bytes of the blob, not the layer:
+/// offsets into a zstd:chunked blob's table of contents and an eStargz blob's TOC digest.
+/// A rewritten, recompressed blob has none of them right, and a puller that trusted them
+/// would read the wrong chunks; without them it reads the blob as a plain layer.
+const BLOB_ANNOTATION_PREFIXES: [&str; 2] = [
+    "io.github.containers.zstd-chunked.",
+    "containerd.io/snapshot/stargz/",
+];
+/// containerd's record of a layer's diff_id on its descriptor.
+const UNCOMPRESSED_ANNOTATION: &str = "containerd.io/uncompressed";
+
+/// Brings a descriptor whose blob was rewritten up to date beyond its digest and size: the
+/// embedded copy of the old blob goes, and so do annotations about the old bytes.
+fn describe_new_blob(descriptor: &mut Value, diff_id: &Digest) {
+    let Some(fields) = descriptor.as_object_mut() else {
+        return;
+    };
+    fields.remove("data");
+    let Some(annotations) = fields.get_mut("annotations").and_then(Value::as_object_mut) else {
+        return;
+    };
+    annotations.retain(|key, _| {
+        !BLOB_ANNOTATION_PREFIXES
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+    });
+    if let Some(value) = annotations.get_mut(UNCOMPRESSED_ANNOTATION) {
+        *value = json!(diff_id.to_string());
+    }
+    if annotations.is_empty() {
+        fields.remove("annotations");
+    }
 }
 
 /// An OCI manifest for an image that came without one (from a docker archive).
@@ -379,10 +421,18 @@ fn prune_unreachable(layout: &mut Layout) -> Result<(), FixError> {
                 continue;
             };
             let name = blob_name(&digest);
-            let is_document = descriptor["mediaType"]
-                .as_str()
-                .is_some_and(|m| m.ends_with("+json") && !m.contains("config"));
-            if reachable.insert(name.clone()) && is_document {
+            // Only manifests and indexes name other blobs; configs, SBOMs and attestation
+            // payloads (JSON too, and sometimes large) are kept without being read.
+            let names_blobs = matches!(
+                descriptor["mediaType"].as_str(),
+                Some(
+                    media_type::OCI_MANIFEST
+                        | media_type::OCI_INDEX
+                        | media_type::DOCKER_MANIFEST
+                        | media_type::DOCKER_MANIFEST_LIST
+                )
+            );
+            if reachable.insert(name.clone()) && names_blobs {
                 pending.push(document(layout, &name)?);
             }
         }
@@ -423,5 +473,41 @@ impl From<serde_json::Error> for FixError {
             what: "a document",
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewritten_layer_descriptor_loses_what_described_the_old_blob() {
+        let diff_id = Digest::of(b"new layer");
+        let mut descriptor = json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+            "digest": Digest::of(b"old").to_string(),
+            "size": 3,
+            "data": "b2xk",
+            "annotations": {
+                "io.github.containers.zstd-chunked.manifest-checksum": "sha256:00",
+                "io.github.containers.zstd-chunked.manifest-position": "1:2:3:4",
+                "containerd.io/snapshot/stargz/toc.digest": "sha256:11",
+                "containerd.io/uncompressed": "sha256:22",
+                "org.example.kept": "yes",
+            },
+        });
+        describe_new_blob(&mut descriptor, &diff_id);
+        assert_eq!(descriptor.get("data"), None);
+        assert_eq!(
+            descriptor["annotations"],
+            json!({
+                "containerd.io/uncompressed": diff_id.to_string(),
+                "org.example.kept": "yes",
+            })
+        );
+
+        let mut bare = json!({"annotations": {"containerd.io/snapshot/stargz/toc.digest": "x"}});
+        describe_new_blob(&mut bare, &diff_id);
+        assert_eq!(bare, json!({}));
     }
 }

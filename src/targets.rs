@@ -28,6 +28,18 @@ pub enum TargetError {
     Host(#[from] HostError),
 }
 
+impl TargetError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            TargetError::Map(_) => {
+                Some("write each range as CONTAINER:HOST:SIZE, e.g. 0:100000:65536".into())
+            }
+            TargetError::Host(host) => host.hint(),
+        }
+    }
+}
+
 /// Each runtime of the profile with the map it is checked against.
 pub fn targets(profile: Profile, options: &MapOptions) -> Result<Vec<Target>, TargetError> {
     let explicit = explicit_map(options)?;

@@ -62,6 +62,20 @@ pub enum CheckError {
     },
 }
 
+impl CheckError {
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CheckError::Transport(error) => error.hint(),
+            CheckError::Layer { .. } => Some(CORRUPT_LAYER_HINT.into()),
+        }
+    }
+}
+
+/// The advice for a layer that is not a readable tar stream.
+pub(crate) const CORRUPT_LAYER_HINT: &str =
+    "the layer is truncated or corrupt; fetch or save the image again";
+
 /// Checks one image against each runtime with its map.
 pub fn check(
     image: &ResolvedImage,

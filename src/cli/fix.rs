@@ -16,6 +16,7 @@ use idfit::transport::{self, ImageReference, Selection};
 
 use super::args::{FixArgs, FixFormat};
 use super::progress::Bar;
+use super::text::{printable, short_step};
 use super::{PASS, map_options};
 
 const BOLD: Style = Style::new().bold();
@@ -108,8 +109,7 @@ fn write_text(
         let name = image.name.as_deref().unwrap_or("image");
         writeln!(out, "\n{BOLD}{name}{BOLD:#} {}", image.platform)?;
         for layer in &image.layers {
-            let step = layer.history.as_deref().unwrap_or_default();
-            let step: String = step.chars().take(60).collect();
+            let step = layer.history.as_deref().map(short_step).unwrap_or_default();
             match (&layer.new_digest, layer.rewrite) {
                 (_, false) => writeln!(
                     out,
@@ -133,7 +133,7 @@ fn write_text(
                 )?,
             }
             for file in &layer.files {
-                writeln!(out, "    content of {file} changes")?;
+                writeln!(out, "    content of {} changes", printable(file))?;
             }
         }
         if let Some((old, new)) = &image.user {

@@ -143,24 +143,17 @@ fn print_error(error: &(dyn Error + 'static)) {
     }
 }
 
+/// The hint of whichever of idfit's error types the error is.
 fn hint(error: &(dyn Error + 'static)) -> Option<String> {
     if let Some(error) = error.downcast_ref::<TransportError>() {
-        return error.hint();
-    }
-    if let Some(check::CheckError::Transport(error)) = error.downcast_ref::<check::CheckError>() {
-        return error.hint();
-    }
-    if let Some(check::CheckError::Layer { .. }) = error.downcast_ref::<check::CheckError>() {
-        return Some("the layer is truncated or corrupt; fetch or save the image again".into());
-    }
-    if let Some(error) = error.downcast_ref::<idfit::fix::FixError>() {
-        return error.hint();
-    }
-    match error.downcast_ref::<TargetError>() {
-        Some(TargetError::Host(host)) => host.hint(),
-        Some(TargetError::Map(_)) => {
-            Some("write each range as CONTAINER:HOST:SIZE, e.g. 0:100000:65536".into())
-        }
-        None => error.downcast_ref::<HostError>().and_then(HostError::hint),
+        error.hint()
+    } else if let Some(error) = error.downcast_ref::<check::CheckError>() {
+        error.hint()
+    } else if let Some(error) = error.downcast_ref::<idfit::fix::FixError>() {
+        error.hint()
+    } else if let Some(error) = error.downcast_ref::<TargetError>() {
+        error.hint()
+    } else {
+        error.downcast_ref::<HostError>().and_then(HostError::hint)
     }
 }

@@ -1,6 +1,7 @@
 //! The report for people: one block per image, findings grouped by layer with the build step
 //! that made them, a summary of the offending ids, and what to do.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
@@ -115,7 +116,7 @@ fn write_findings(
             "  {tag}{:<7} {:<17} {} {DIM}{}{}{DIM:#}",
             kind_name(finding),
             what,
-            finding.path,
+            printable(&finding.path),
             describe_visibility(finding.visibility),
             runtimes_note(&finding.runtimes),
         )?;
@@ -262,14 +263,46 @@ fn offending_ids(image: &ImageReport) -> String {
 }
 
 /// The build step without BuildKit's shell prefix, cut to one readable line.
-fn short_step(step: &str) -> String {
+pub(super) fn short_step(step: &str) -> String {
     let step = step
         .trim_start_matches("/bin/sh -c #(nop) ")
         .trim_start_matches("/bin/sh -c ");
-    let step = step.split_whitespace().collect::<Vec<_>>().join(" ");
+    let step = printable(&step.split_whitespace().collect::<Vec<_>>().join(" ")).into_owned();
     if step.chars().count() > 70 {
         format!("{}…", step.chars().take(69).collect::<String>())
     } else {
         step
+    }
+}
+
+/// Text from an image (a path, a build step) with control characters escaped, so that a
+/// crafted name cannot move the cursor, recolour or forge lines of the report.
+pub(super) fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert!(matches!(printable("/usr/bin/ls"), Cow::Borrowed(_)));
+        assert_eq!(printable("/a\nb\u{1b}[31m"), "/a\\nb\\u{1b}[31m");
+        assert_eq!(
+            short_step("/bin/sh -c echo \u{1b}]0;x\u{7}"),
+            "echo \\u{1b}]0;x\\u{7}"
+        );
     }
 }

@@ -78,7 +78,14 @@ impl FixError {
                 Some("add --map-uid/--map-gid entries for it, or --policy remap".into())
             }
             FixError::Transport(error) => error.hint(),
-            _ => None,
+            FixError::Check(error) => error.hint(),
+            FixError::Layer { .. } => Some(check::CORRUPT_LAYER_HINT.into()),
+            FixError::StillFails { .. } => Some(
+                "idfit's rewrite missed an entry, which is a bug: please report it with the \
+                 output of `idfit check --all --format json` on the source"
+                    .into(),
+            ),
+            FixError::Table(_) | FixError::Stage { .. } => None,
         }
     }
 }

@@ -143,30 +143,28 @@ impl Runtime {
     }
 
     /// The text the runtime prints when it stops at this entry.
-    pub fn message(self, entry: &Entry, map: &NamespaceMap, problem: &Problem) -> String {
-        let path = entry.path.clone();
+    pub fn message(self, subject: Subject<'_>, map: &NamespaceMap, problem: &Problem) -> String {
+        let path = subject.path;
         match (self, problem) {
             (Runtime::Rootless, Problem::Owner) => {
                 // A whiteout is created as a device at the path it deletes, with chown(2).
-                let (call, path) = match entry.kind {
-                    EntryKind::Whiteout => ("chown", entry::whiteout_target(&path)),
-                    _ => ("lchown", path),
+                let (call, path) = match subject.kind {
+                    EntryKind::Whiteout => ("chown", entry::whiteout_target(path)),
+                    _ => ("lchown", path.to_owned()),
                 };
                 format!(
                     "processing tar file(potentially insufficient UIDs or GIDs available in \
                      user namespace (requested {}:{} for {path}): Check /etc/subuid and \
                      /etc/subgid if configured locally and run podman-system-migrate: \
                      {call} {path}: invalid argument): exit status 1",
-                    entry.uid.value, entry.gid.value
+                    subject.uid, subject.gid
                 )
             }
             (Runtime::Rootless, Problem::Xattr { .. }) => {
                 format!("processing tar file(lsetxattr {path}: invalid argument): exit status 1")
             }
             (_, Problem::Owner) => {
-                let id = self
-                    .unmapped_id(map, entry.uid.value, entry.gid.value)
-                    .unwrap_or(0);
+                let id = self.unmapped_id(map, subject.uid, subject.gid).unwrap_or(0);
                 match self {
                     Runtime::DockerVfs => format!(
                         "ApplyLayer exit status 1 stdout:  stderr: Container ID {id} cannot be \
@@ -186,6 +184,27 @@ impl Runtime {
                 "{name} of {path} names id {id}, stored unshifted: inside the container it \
                  belongs to someone else"
             ),
+        }
+    }
+}
+
+/// What a runtime's message names of the entry it stopped at.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    /// The cleaned path, from the root.
+    pub path: &'a str,
+    pub kind: EntryKind,
+    pub uid: i64,
+    pub gid: i64,
+}
+
+impl<'a> From<&'a Entry> for Subject<'a> {
+    fn from(entry: &'a Entry) -> Self {
+        Subject {
+            path: &entry.path,
+            kind: entry.kind,
+            uid: entry.uid.value,
+            gid: entry.gid.value,
         }
     }
 }
@@ -373,7 +392,7 @@ mod tests {
         ];
         for (runtime, entry, expected) in cases {
             let problem = runtime.check(&entry, &map).unwrap();
-            assert_eq!(runtime.message(&entry, &map, &problem), expected);
+            assert_eq!(runtime.message((&entry).into(), &map, &problem), expected);
         }
     }
 

@@ -6,6 +6,8 @@ pub mod scan;
 pub mod user;
 pub mod visibility;
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::idmap::NamespaceMap;
@@ -117,7 +119,7 @@ pub fn assemble(image: &ResolvedImage, targets: &[Target], scans: &[LayerScan]) 
         let context = LayerContext {
             index,
             scan,
-            history: history.get(index).cloned().flatten(),
+            history: history.get(index).cloned().flatten().map(Arc::from),
         };
         for hit in &scan.hits {
             let visibility = visibility::visibility(&paths, index, &hit.path, hit.ordinal);
@@ -157,7 +159,7 @@ pub fn assemble(image: &ResolvedImage, targets: &[Target], scans: &[LayerScan]) 
 struct LayerContext<'a> {
     index: usize,
     scan: &'a LayerScan,
-    history: Option<String>,
+    history: Option<Arc<str>>,
 }
 
 /// Turns a hit into a finding for the runtimes it breaks and a warning for those it only
@@ -217,7 +219,14 @@ fn verdict(target: &Target, scans: &[LayerScan], user: Option<&ResolvedUser>) ->
             hit.problems
                 .iter()
                 .find(|p| p.runtime == target.runtime && p.problem.severity() == Severity::Error)
-                .map(|p| (index, p.message.clone()))
+                .map(|p| {
+                    (
+                        index,
+                        target
+                            .runtime
+                            .message(hit.subject(), &target.map, &p.problem),
+                    )
+                })
         })
     });
     RuntimeVerdict {

@@ -2,6 +2,8 @@
 //! (docs/json.md): fields are added, never renamed or removed, without a new
 //! `schema_version`.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::idmap::NamespaceMap;
@@ -145,8 +147,8 @@ pub struct Finding {
     pub layer_index: usize,
     pub layer_digest: Digest,
     pub diff_id: Digest,
-    /// `created_by` of the build step that made the layer.
-    pub history: Option<String>,
+    /// `created_by` of the build step that made the layer, shared by the layer's findings.
+    pub history: Option<Arc<str>>,
     pub path: String,
     pub kind: EntryKind,
     pub uid: i64,

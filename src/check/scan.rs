@@ -9,7 +9,7 @@ use crate::accounts;
 use crate::idmap::NamespaceMap;
 use crate::image::{Compression, Digest, HashingReader};
 use crate::progress::{Progress, ProgressReader};
-use crate::runtime::{Problem, Runtime};
+use crate::runtime::{Problem, Runtime, Subject};
 use crate::tar::{Entry, EntryKind, Id, Reader, Seekable, Skip, Streamed, TarError};
 use crate::transport::{LayerSource, TransportError};
 use crate::xattr;
@@ -42,13 +42,23 @@ pub struct Hit {
     pub problems: Vec<RuntimeProblem>,
 }
 
+impl Hit {
+    /// The entry as a runtime's message names it.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            path: &self.path,
+            kind: self.kind,
+            uid: self.uid.value,
+            gid: self.gid.value,
+        }
+    }
+}
+
 /// What one runtime makes of a hit.
 #[derive(Debug, Clone)]
 pub struct RuntimeProblem {
     pub runtime: Runtime,
     pub problem: Problem,
-    /// The text the runtime prints when it stops here.
-    pub message: String,
 }
 
 /// What a layer holds, by hashed cleaned path, for visibility questions.
@@ -344,11 +354,9 @@ fn check_entry(
         .iter()
         .filter_map(|target| {
             let problem = target.runtime.check(entry, &target.map)?;
-            let message = target.runtime.message(entry, &target.map, &problem);
             Some(RuntimeProblem {
                 runtime: target.runtime,
                 problem,
-                message,
             })
         })
         .collect();

@@ -86,7 +86,7 @@ pub fn check(
     progress: &dyn Progress,
 ) -> Result<ImageReport, CheckError> {
     let scans = scan_image(image, targets, verify, progress)?;
-    Ok(assemble(image, targets, &scans))
+    Ok(assemble(image, targets, &scans.iter().collect::<Vec<_>>()))
 }
 
 /// Reads every layer of an image, in parallel.
@@ -110,7 +110,9 @@ pub fn total_bytes(image: &ResolvedImage) -> u64 {
 }
 
 /// The report on an image from the scans of its layers.
-pub fn assemble(image: &ResolvedImage, targets: &[Target], scans: &[LayerScan]) -> ImageReport {
+///
+/// The scans are borrowed one by one, so that a caller can mix scans it keeps with new ones.
+pub fn assemble(image: &ResolvedImage, targets: &[Target], scans: &[&LayerScan]) -> ImageReport {
     let history = image.config.layer_history();
     let paths: Vec<&scan::LayerPaths> = scans.iter().map(|scan| &scan.paths).collect();
     let mut findings = Vec::new();
@@ -213,7 +215,7 @@ fn split_hit(
 }
 
 /// A runtime applies layers bottom-up and stops at the first entry it cannot map.
-fn verdict(target: &Target, scans: &[LayerScan], user: Option<&ResolvedUser>) -> RuntimeVerdict {
+fn verdict(target: &Target, scans: &[&LayerScan], user: Option<&ResolvedUser>) -> RuntimeVerdict {
     let first_failure = scans.iter().enumerate().find_map(|(index, scan)| {
         scan.hits.iter().find_map(|hit| {
             hit.problems
@@ -247,7 +249,7 @@ fn user_mappable(map: &NamespaceMap, user: &ResolvedUser) -> bool {
 }
 
 /// The config's `User` against the topmost /etc/passwd and /etc/group that survive.
-fn resolve_user(image: &ResolvedImage, scans: &[LayerScan]) -> Option<ResolvedUser> {
+fn resolve_user(image: &ResolvedImage, scans: &[&LayerScan]) -> Option<ResolvedUser> {
     let user = image.config.user()?;
     let paths: Vec<&scan::LayerPaths> = scans.iter().map(|scan| &scan.paths).collect();
     let topmost = |file: &str, content: fn(&LayerScan) -> Option<&Vec<u8>>| {
@@ -264,7 +266,7 @@ fn resolve_user(image: &ResolvedImage, scans: &[LayerScan]) -> Option<ResolvedUs
     Some(user::resolve(user, passwd, group))
 }
 
-fn required_range(scans: &[LayerScan], user: Option<&ResolvedUser>) -> IdRange {
+fn required_range(scans: &[&LayerScan], user: Option<&ResolvedUser>) -> IdRange {
     let user_uid = user.and_then(|u| u.uid).unwrap_or(0);
     let user_gid = user.and_then(|u| u.gid).unwrap_or(0);
     let max_uid = scans.iter().map(|s| s.max_uid).fold(user_uid, i64::max);
@@ -276,7 +278,7 @@ fn required_range(scans: &[LayerScan], user: Option<&ResolvedUser>) -> IdRange {
 }
 
 fn summarize_layers(
-    scans: &[LayerScan],
+    scans: &[&LayerScan],
     history: &[Option<String>],
     findings: &[Finding],
     warnings: &[Finding],
@@ -296,9 +298,4 @@ fn summarize_layers(
             warnings: count(warnings, index),
         })
         .collect()
-}
-
-/// The directory holding a cleaned absolute path.
-pub(crate) fn parent_dir(path: &str) -> &str {
-    crate::tar::entry::parent(path)
 }

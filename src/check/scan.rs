@@ -80,7 +80,8 @@ impl LayerPaths {
                     .insert(path_hash(&crate::tar::entry::whiteout_target(path)));
             }
             EntryKind::OpaqueWhiteout => {
-                self.opaque.insert(path_hash(super::parent_dir(path)));
+                self.opaque
+                    .insert(path_hash(crate::tar::entry::parent(path)));
             }
             _ => {
                 self.last

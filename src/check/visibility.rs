@@ -75,7 +75,7 @@ fn ancestors(path: &str) -> Vec<&str> {
     let mut dirs = Vec::new();
     let mut current = path;
     while current != "/" {
-        current = super::parent_dir(current);
+        current = crate::tar::entry::parent(current);
         dirs.push(current);
     }
     dirs

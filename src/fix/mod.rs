@@ -9,6 +9,7 @@ pub mod layer;
 mod output;
 pub mod table;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::PathBuf;
@@ -149,7 +150,11 @@ pub fn plan(
     let mut reports = Vec::new();
     for image in &source.images {
         let image_scans = check::scan_image(image, targets, Verify::Digests, progress)?;
-        reports.push(check::assemble(image, targets, &image_scans));
+        reports.push(check::assemble(
+            image,
+            targets,
+            &image_scans.iter().collect::<Vec<_>>(),
+        ));
         scans.push(image_scans);
     }
     let table = build_table(&reports, &scans, targets, options)?;
@@ -379,17 +384,19 @@ fn verify(
             .is_none_or(|digest| fixed.contains(digest))
     });
     for image in to_check {
-        let scans = image
+        let scans: Vec<Cow<LayerScan>> = image
             .layers
             .par_iter()
             .enumerate()
             .map(|(index, layer)| {
                 match layer.digest.as_ref().and_then(|digest| known.get(digest)) {
-                    Some(scan) => Ok((*scan).clone()),
-                    None => scan::scan_layer(index, layer, targets, Verify::Digests, &Silent),
+                    Some(scan) => Ok(Cow::Borrowed(*scan)),
+                    None => scan::scan_layer(index, layer, targets, Verify::Digests, &Silent)
+                        .map(Cow::Owned),
                 }
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<_, _>>()?;
+        let scans: Vec<&LayerScan> = scans.iter().map(AsRef::as_ref).collect();
         let report = check::assemble(image, targets, &scans);
         if !report.loads {
             return Err(FixError::StillFails {

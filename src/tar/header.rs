@@ -21,6 +21,7 @@ pub mod field {
     pub const UID: Range<usize> = 108..116;
     pub const GID: Range<usize> = 116..124;
     pub const SIZE: Range<usize> = 124..136;
+    pub const MTIME: Range<usize> = 136..148;
     pub const CHECKSUM: Range<usize> = 148..156;
     pub const TYPEFLAG: usize = 156;
     pub const LINKNAME: Range<usize> = 157..257;
@@ -201,7 +202,6 @@ fn parse_base256(bytes: &[u8]) -> Result<i64, FieldError> {
 /// Go trims the field, cuts it at the first NUL left and parses the rest as a whole: digits
 /// may be followed by a NUL (and anything after it) or by padding only.
 pub fn parse_octal(bytes: &[u8]) -> Result<i64, FieldError> {
-    let is_pad = |b: u8| b == b' ' || b == 0;
     let start = bytes
         .iter()
         .position(|&b| !is_pad(b))
@@ -228,12 +228,19 @@ pub fn parse_octal(bytes: &[u8]) -> Result<i64, FieldError> {
     Ok(value as i64)
 }
 
+/// Space and NUL, which pad numeric fields on either side.
+fn is_pad(byte: u8) -> bool {
+    byte == b' ' || byte == 0
+}
+
 fn invalid_octal(bytes: &[u8]) -> FieldError {
-    let is_pad = |b: &u8| *b == b' ' || *b == 0;
-    let start = bytes.iter().position(|b| !is_pad(b)).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|&b| !is_pad(b))
+        .unwrap_or(bytes.len());
     let end = bytes
         .iter()
-        .rposition(|b| !is_pad(b))
+        .rposition(|&b| !is_pad(b))
         .map_or(start, |i| i + 1);
     FieldError::Octal(bytes[start..end].to_vec())
 }

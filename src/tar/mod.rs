@@ -34,7 +34,7 @@ pub(crate) mod testing {
             block.0[field::UID].copy_from_slice(&encode_numeric(uid, 8));
             block.0[field::GID].copy_from_slice(&encode_numeric(uid, 8));
             block.0[field::SIZE].copy_from_slice(&encode_numeric(size as i64, 12));
-            block.0[136..148].copy_from_slice(b"00000000000\0");
+            block.0[field::MTIME].copy_from_slice(b"00000000000\0");
             block.0[field::TYPEFLAG] = typeflag;
             block.0[field::MAGIC].copy_from_slice(b"ustar\0");
             block.0[field::VERSION].copy_from_slice(b"00");

@@ -525,7 +525,7 @@ fn id(
 /// device numbers, and rejects the header when any of them is malformed; so does this.
 fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry, TarError> {
     numeric(&block, field::MODE, "mode", offset)?;
-    numeric(&block, 136..148, "mtime", offset)?;
+    numeric(&block, field::MTIME, "mtime", offset)?;
     if format != Format::V7 {
         numeric(&block, field::DEVMAJOR, "devmajor", offset)?;
         numeric(&block, field::DEVMINOR, "devminor", offset)?;

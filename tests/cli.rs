@@ -237,6 +237,29 @@ fn fix_leaves_nothing_behind_and_never_overwrites_by_accident() {
         idfit(&["check", existing.to_str().unwrap()]).status.code(),
         Some(0)
     );
+
+    // --force replaces a directory too, with a layout or with an archive, and leaves no
+    // copy of the old one beside it.
+    let layout = dir.path().join("layout");
+    fs::create_dir(&layout).unwrap();
+    fs::write(layout.join("stale"), b"old").unwrap();
+    for destination in [
+        format!("oci:{}", layout.display()),
+        format!("oci-archive:{}", layout.display()),
+    ] {
+        let written = idfit(&["fix", "--force", EXAMPLE, &destination]);
+        assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+        assert_eq!(
+            idfit(&["check", &destination]).status.code(),
+            Some(0),
+            "{destination}"
+        );
+    }
+    assert!(layout.is_file());
+    assert_eq!(
+        leftovers(dir.path(), &["existing.tar", "layout"]),
+        Vec::<PathBuf>::new()
+    );
 }
 
 #[test]

@@ -151,14 +151,17 @@ impl Pending {
                 // The directory now lives at `path`; there is nothing left to clean up.
                 let _ = dir.keep();
             }
+            // rename(2) replaces a file in one step, but not a directory.
+            Pending::File(file) if path.is_dir() => {
+                let temporary = file.into_temp_path();
+                replace(&temporary, path).map_err(error)?;
+                let _ = temporary.keep();
+            }
             Pending::File(file) => {
-                if path.is_dir() {
-                    fs::remove_dir_all(path).map_err(error)?;
-                }
                 file.persist(path).map_err(|e| error(e.error))?;
             }
         }
-        Ok(())
+        sync_dir(&parent_of(path)).map_err(error)
     }
 }
 
@@ -183,6 +186,7 @@ pub fn write_pending(destination: &Destination, layout: Layout) -> Result<Pendin
             write_directory(dir.path(), layout)?;
             fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
                 .map_err(write_error)?;
+            sync_tree(dir.path()).map_err(write_error)?;
             Ok(Pending::Directory(dir))
         }
         Destination::OciArchive { .. } | Destination::DockerArchive { .. } => {
@@ -204,24 +208,45 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Moves `from` to `to`, moving an existing `to` out of the way first.
+/// Moves `from` to `to`. What was at `to` is first moved into a fresh temporary directory
+/// beside it, put back if the second move fails, and removed once `from` is in place: at
+/// every moment `to` holds either the old image or the new one, or (between the two renames,
+/// which no single call can join for a directory) nothing.
 fn replace(from: &Path, to: &Path) -> io::Result<()> {
-    if to.exists() {
-        let old = to.with_file_name(format!(
-            ".idfit-old-{}",
-            to.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        fs::rename(to, &old)?;
-        fs::rename(from, to)?;
-        return if old.is_dir() {
-            fs::remove_dir_all(&old)
-        } else {
-            fs::remove_file(&old)
-        };
+    if fs::symlink_metadata(to).is_err() {
+        return fs::rename(from, to);
     }
-    fs::rename(from, to)
+    let aside = tempfile::Builder::new()
+        .prefix(".idfit-old-")
+        .tempdir_in(parent_of(to))?;
+    let old = aside.path().join("old");
+    fs::rename(to, &old)?;
+    if let Err(error) = fs::rename(from, to) {
+        fs::rename(&old, to)?;
+        return Err(error);
+    }
+    // Dropping `aside` removes the old image with it.
+    drop(aside);
+    Ok(())
+}
+
+/// Flushes a directory's entries (new names, renames) to disk.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Flushes every file and directory under `root`, so that a crash after the rename into
+/// place cannot leave an image whose names exist but whose blobs are empty.
+fn sync_tree(root: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(root)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree(&entry.path())?;
+        } else {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(root)
 }
 
 fn write_directory(root: &Path, layout: Layout) -> Result<(), TransportError> {

@@ -20,9 +20,19 @@ pub const SIZE: &str = "size";
 /// Prefix of extended attributes as written by star, GNU tar and Go.
 pub const XATTR_PREFIX: &str = "SCHILY.xattr.";
 
+/// Key of the real name of a file stored in GNU tar's PAX sparse formats.
+pub const GNU_SPARSE_NAME: &str = "GNU.sparse.name";
+/// Keys of the version of GNU tar's PAX sparse format (0.0, 0.1 or 1.0).
+pub const GNU_SPARSE_MAJOR: &str = "GNU.sparse.major";
+pub const GNU_SPARSE_MINOR: &str = "GNU.sparse.minor";
+/// Key of the sparse map of formats 0.0 and 0.1, which carry no version records.
+pub const GNU_SPARSE_MAP: &str = "GNU.sparse.map";
+
 /// One parsed record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The key; bytes that are not UTF-8 (Go takes any) are replaced, which only matters for
+    /// keys idfit never acts on.
     pub key: String,
     pub value: Vec<u8>,
     /// Where the whole record (length prefix to newline) sits in the extended header data.
@@ -57,17 +67,17 @@ fn parse_record(data: &[u8], start: usize) -> Option<Record> {
     }
     let body = &rest[space + 1..length - 1];
     let equals = body.iter().position(|&b| b == b'=')?;
-    let key = std::str::from_utf8(&body[..equals]).ok()?;
+    let key = String::from_utf8_lossy(&body[..equals]);
     let value = &body[equals + 1..];
     if key.is_empty() || key.contains('\0') {
         return None;
     }
-    let is_name = matches!(key, PATH | LINKPATH | "uname" | "gname");
+    let is_name = matches!(&*key, PATH | LINKPATH | "uname" | "gname");
     if is_name && value.contains(&0) {
         return None;
     }
     Some(Record {
-        key: key.to_owned(),
+        key: key.into_owned(),
         value: value.to_vec(),
         span: start..start + length,
     })
@@ -108,6 +118,13 @@ mod tests {
         assert_eq!(records[0].key, "uid");
         assert_eq!(records[0].value, b"1000000");
         assert_eq!(records[1].span, 15..25);
+    }
+
+    #[test]
+    fn keys_need_not_be_utf8() {
+        let records = parse_records(b"11 a\xffb=val\n10 uid=7\n").unwrap();
+        assert_eq!(records[0].key, "a\u{fffd}b");
+        assert_eq!(records[1].value, b"7");
     }
 
     #[test]

@@ -565,6 +565,7 @@ fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), T
     // One pass from the end: a key already seen there has a later record that wins.
     let mut seen = HashSet::with_capacity(records.len());
     let mut xattrs = Vec::new();
+    let mut sparse = GnuSparse::default();
     for record in records.iter().rev() {
         if !seen.insert(record.key.as_str()) || record.value.is_empty() {
             continue;
@@ -584,6 +585,10 @@ fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), T
                     .ok_or_else(bad)?;
                 entry.data_size = size as u64;
             }
+            pax::GNU_SPARSE_NAME => sparse.name = Some(&record.value),
+            pax::GNU_SPARSE_MAJOR => sparse.major = &record.value,
+            pax::GNU_SPARSE_MINOR => sparse.minor = &record.value,
+            pax::GNU_SPARSE_MAP => sparse.has_map = true,
             key => {
                 if let Some(name) = key.strip_prefix(pax::XATTR_PREFIX) {
                     xattrs.push((name.to_owned(), record.value.clone()));
@@ -591,10 +596,35 @@ fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), T
             }
         }
     }
+    if let Some(name) = sparse.real_name() {
+        entry.name = name.to_vec();
+    }
     // Back in record order.
     xattrs.reverse();
     entry.xattrs.extend(xattrs);
     Ok(())
+}
+
+/// The records of GNU tar's PAX sparse formats that bear on the entry's name.
+#[derive(Default)]
+struct GnuSparse<'a> {
+    name: Option<&'a [u8]>,
+    major: &'a [u8],
+    minor: &'a [u8],
+    has_map: bool,
+}
+
+impl<'a> GnuSparse<'a> {
+    /// The real name of a sparse file, which those formats keep out of `path`. Go applies
+    /// it only to an entry of a sparse format version it knows.
+    fn real_name(&self) -> Option<&'a [u8]> {
+        let known = match (self.major, self.minor) {
+            (b"0", b"0" | b"1") | (b"1", b"0") => true,
+            (b"", b"") => self.has_map,
+            _ => false,
+        };
+        self.name.filter(|_| known)
+    }
 }
 
 fn pax_id(value: &[u8]) -> Option<Id> {
@@ -697,6 +727,31 @@ mod tests {
         assert_eq!(entry.uid.value, 1_000_000);
         assert_eq!(entry.uid.source, IdSource::Pax);
         assert_eq!(entry.gid.value, 3);
+    }
+
+    #[test]
+    fn gnu_sparse_names_apply_to_known_sparse_versions_only() {
+        let name_of = |records: &[(&str, &[u8])]| {
+            let mut archive = Builder::default();
+            archive.pax(records);
+            archive.file("GNUSparseFile.0/f", b'0', b"", 0);
+            entries(&archive.finish()[..]).unwrap()[0].0.clone()
+        };
+        let name: (&str, &[u8]) = ("GNU.sparse.name", b"real/f");
+        let v1 = [
+            ("GNU.sparse.major", &b"1"[..]),
+            ("GNU.sparse.minor", b"0"),
+            name,
+        ];
+        assert_eq!(name_of(&v1), "/real/f");
+        assert_eq!(name_of(&[("GNU.sparse.map", &b"0,1"[..]), name]), "/real/f");
+        let unknown = [
+            ("GNU.sparse.major", &b"2"[..]),
+            ("GNU.sparse.minor", b"0"),
+            name,
+        ];
+        assert_eq!(name_of(&unknown), "/GNUSparseFile.0/f");
+        assert_eq!(name_of(&[name]), "/GNUSparseFile.0/f");
     }
 
     proptest! {

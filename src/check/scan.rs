@@ -11,6 +11,7 @@ use crate::image::{Compression, Digest, HashingReader};
 use crate::progress::{Progress, ProgressReader};
 use crate::runtime::{Problem, Runtime, Subject};
 use crate::tar::{Entry, EntryKind, Id, Reader, Seekable, Skip, Streamed, TarError};
+use crate::transport::storage::MappedBlob;
 use crate::transport::{LayerSource, TransportError};
 use crate::xattr;
 
@@ -174,7 +175,18 @@ pub fn scan_layer(
     );
 
     let (scan, blob_digest, tar_digest) = match compression {
-        // Headers are read by seeking over contents, while the other core hashes the blob.
+        // Headers are read straight from memory, while the other core hashes the blob.
+        Compression::None if let Some(map) = layer.blob.map() => {
+            let (scan, digest) = rayon::join(
+                || read_entries(&mut Reader::new(map.reader()), targets),
+                || hash_blob.then(|| hash_mapped(&map, progress)),
+            );
+            if !hash_blob {
+                progress.advance(map.len() as u64);
+            }
+            (scan.map_err(layer_error)?, digest, None)
+        }
+        // The same through positioned reads, seeking over contents.
         Compression::None => {
             let (scan, hashed) = rayon::join(
                 || read_headers_only(layer.blob.reader(), layer.blob.len(), targets),
@@ -195,6 +207,14 @@ pub fn scan_layer(
         }
     };
     finish(layer, scan, compression, blob_digest, tar_digest)
+}
+
+/// The digest of a mapped blob, with progress as it goes.
+fn hash_mapped(blob: &MappedBlob, progress: &dyn Progress) -> Digest {
+    Digest::of_chunks(
+        blob.chunks(1 << 20)
+            .inspect(|chunk| progress.advance(chunk.len() as u64)),
+    )
 }
 
 fn decode<'a, R: Read + 'a>(

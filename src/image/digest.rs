@@ -30,6 +30,15 @@ impl Digest {
         Digest::from_hash(Sha256::digest(bytes).into())
     }
 
+    /// The digest of the concatenated `chunks`.
+    pub fn of_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> Digest {
+        let mut hasher = Sha256::new();
+        for chunk in chunks {
+            hasher.update(chunk);
+        }
+        Digest::from_hash(hasher.finalize().into())
+    }
+
     fn from_hash(hash: [u8; 32]) -> Digest {
         Digest {
             hex: hex::encode(hash),

@@ -108,14 +108,12 @@ impl Entry {
         self.is_dot = cleans_to_dot(&name);
         self.path = clean_path(&name);
         let basename = self.path.rsplit('/').next().unwrap_or_default();
-        let whiteout = match basename {
-            OPAQUE_MARKER => Some(EntryKind::OpaqueWhiteout),
-            name if name.starts_with(WHITEOUT_PREFIX) => Some(EntryKind::Whiteout),
-            _ => None,
-        };
-        self.kind = match (self.typeflag, whiteout) {
-            (b'1'..=b'6', _) | (_, None) => kind_of(self.typeflag),
-            (_, Some(whiteout)) => whiteout,
+        // Runtimes tell a whiteout by its name alone: a directory or link named `.wh.x`
+        // deletes `x` like a file of that name does.
+        self.kind = match basename {
+            OPAQUE_MARKER => EntryKind::OpaqueWhiteout,
+            name if name.starts_with(WHITEOUT_PREFIX) => EntryKind::Whiteout,
+            _ => kind_of(self.typeflag),
         };
     }
 }

@@ -68,6 +68,8 @@ pub enum FieldError {
     Octal(Vec<u8>),
     #[error("base-256 number overflows 64 bits")]
     Base256Overflow,
+    #[error("negative value {0}")]
+    Negative(i64),
 }
 
 /// A raw header block.

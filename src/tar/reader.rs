@@ -416,7 +416,10 @@ impl<R: Skip> Reader<R> {
 
     /// Reads a metadata entry's content with its padding.
     fn read_special(&mut self, size: i64, offset: u64) -> Result<Vec<u8>, TarError> {
-        if !(0..=MAX_SPECIAL_SIZE as i64).contains(&size) {
+        if size < 0 {
+            return Err(negative_size(offset, size));
+        }
+        if size > MAX_SPECIAL_SIZE as i64 {
             return Err(TarError::SpecialTooLarge { offset, size });
         }
         let size = size as u64;
@@ -534,11 +537,7 @@ fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry
     let uid = id(&block, field::UID, "uid", offset)?;
     let gid = id(&block, field::GID, "gid", offset)?;
     if size < 0 {
-        return Err(TarError::Field {
-            offset,
-            field: "size",
-            source: FieldError::Octal(b"negative".to_vec()),
-        });
+        return Err(negative_size(offset, size));
     }
     Ok(Entry {
         start: offset,
@@ -624,6 +623,14 @@ impl<'a> GnuSparse<'a> {
             _ => false,
         };
         self.name.filter(|_| known)
+    }
+}
+
+fn negative_size(offset: u64, size: i64) -> TarError {
+    TarError::Field {
+        offset,
+        field: "size",
+        source: FieldError::Negative(size),
     }
 }
 

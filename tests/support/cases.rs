@@ -169,6 +169,12 @@ pub fn kinds() -> Vec<Case> {
             [dir("/").owner(B, B).into(), file("x").into()],
         ),
         one("whiteout_out", [file(".wh.x").owner(B, B).into()]),
+        // Runtimes know a whiteout by its name alone, whatever its type flag says.
+        one("whiteout_dir_out", [dir(".wh.d/").owner(B, B).into()]),
+        one(
+            "whiteout_symlink_out",
+            [symlink(".wh.s", "x").owner(B, B).into()],
+        ),
         one(
             "opaque_out",
             [

@@ -463,6 +463,7 @@ after_fix_umoci() { rm -rf "$WORK/scratch/fixed" "$WORK/scratch/bundle"; }
 # Measurement
 
 RESULTS=
+OUTPUTS=
 LAYERS=()
 
 # measure FORM TOOL ROUND: run the tool once and append a line to RESULTS.
@@ -476,6 +477,10 @@ measure() {
     start=$EPOCHREALTIME
     /usr/bin/time -f %M -o "$rss" "${CMD[@]}" >"$out" 2>"$err" || status=$?
     end=$EPOCHREALTIME
+
+    if [[ $TASK == fix ]] && ((round == 0)) && ((status == 0)); then
+        describe_fix_output "$form" "$tool"
+    fi
     if declare -F "after_$fn" >/dev/null; then "after_$fn"; fi
 
     local ok
@@ -493,6 +498,29 @@ measure() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$form" "$tool" "$round" \
         "$(awk -v s="${start/,/.}" -v e="${end/,/.}" 'BEGIN { printf "%.4f", e - s }')" \
         "$(tail -n 1 "$rss")" "$(wc -l <"$out")" >>"$RESULTS"
+}
+
+# What a fix wrote, judged once per tool on the warm-up round: how many bytes larger
+# the image became, and whether the remapped dockerd loads it (through skopeo into a
+# docker archive; only for gzip, as Docker 20.10 reads no zstd layers).
+describe_fix_output() {
+    local form=$1 tool=$2 before after loads=n/a
+    local archive=$WORK/scratch/fixed-docker.tar docker=(docker --host "unix://$DOCKERD_DIR/docker.sock")
+    before=$(du -sb --apparent-size "$WORK/images/$form" | cut -f1)
+    after=$(du -sb --apparent-size "$WORK/scratch/fixed" | cut -f1)
+    if [[ $form == oci-gzip ]]; then
+        start_dockerd
+        loads=no
+        rm -f "$archive"
+        if skopeo copy --quiet "oci:$WORK/scratch/fixed:$TAG" \
+            "docker-archive:$archive:$REPOSITORY_TAG" >/dev/null 2>&1 &&
+            "${docker[@]}" load -q -i "$archive" >/dev/null 2>&1; then
+            loads=yes
+        fi
+        "${docker[@]}" image rm -f "$REPOSITORY_TAG" >/dev/null 2>&1 || true
+        rm -f "$archive"
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$form" "$tool" "$((after - before))" "$loads" >>"$OUTPUTS"
 }
 
 tools_for() {
@@ -544,6 +572,10 @@ main() {
     mkdir -p "$WORK/scratch" "$WORK/results"
     RESULTS=$WORK/results/$TASK-$(date -u +%Y%m%dT%H%M%SZ).tsv
     printf 'form\ttool\tround\tseconds\tmax_rss_kib\toutput_lines\n' >"$RESULTS"
+    if [[ $TASK == fix ]]; then
+        OUTPUTS=${RESULTS%.tsv}-outputs.tsv
+        printf 'form\ttool\tgrowth_bytes\tloads\n' >"$OUTPUTS"
+    fi
 
     local form
     for form in $FORMS; do
@@ -553,7 +585,7 @@ main() {
     stop_dockerd
 
     python3 "$BENCH_DIR/summarize.py" "$RESULTS" "$TASK"
-    log "raw figures: $RESULTS"
+    log "raw figures: $RESULTS${OUTPUTS:+ and $OUTPUTS}"
 }
 
 main "$@"

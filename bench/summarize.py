@@ -13,6 +13,7 @@ import csv
 import statistics
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 # (form, peer): the least peer/idfit ratio idfit aims for, i.e. idfit taking at
 # most 1/ratio of the peer's time.
@@ -111,6 +112,19 @@ def main():
     for tool, note in NOTES.items():
         if tool in shown:
             print(f"  {tool:<12} {note}")
+    print_outputs(Path(sys.argv[1]))
+
+
+def print_outputs(results):
+    """The fix outputs' growth and load verdicts, when run.sh recorded them."""
+    outputs = results.with_name(results.stem + "-outputs.tsv")
+    if not outputs.exists():
+        return
+    print("\nfixed image: growth over the source, and whether the remapped dockerd loads it")
+    with open(outputs, newline="") as file:
+        for row in csv.DictReader(file, delimiter="\t"):
+            growth = int(row["growth_bytes"])
+            print(f"  {row['form']:<9} {row['tool']:<12} {growth:+,} bytes  loads: {row['loads']}")
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ pub fn targets(profile: Profile, options: &MapOptions) -> Result<Vec<Target>, Ta
                 Some(map) => map.clone(),
                 None => host_map(runtime, options)?,
             };
+            tracing::info!("{runtime}: uid map {}, gid map {}", map.uid, map.gid);
             Ok(Target { runtime, map })
         })
         .collect()

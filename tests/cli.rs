@@ -394,3 +394,21 @@ fn text_report_summarises_and_lists_with_all() {
     }
     assert!(!text.contains('\u{1b}'), "colour despite NO_COLOR");
 }
+
+#[test]
+fn verbosity_adds_logs_on_stderr_and_quiet_removes_everything() {
+    let plain = idfit(&["check", EXAMPLE]);
+    let verbose = idfit(&["check", "-vv", EXAMPLE]);
+    let quiet = idfit(&["check", "-q", "--format", "json", EXAMPLE]);
+    for output in [&plain, &verbose, &quiet] {
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(output));
+    }
+    assert_eq!(plain.stdout, verbose.stdout, "logs went to stdout");
+    let logs = stderr(&verbose);
+    assert!(logs.contains("uid map 0:100000:65536"), "{logs}");
+    assert!(
+        logs.contains("layer 0 sha256:") && logs.contains("entries"),
+        "{logs}"
+    );
+    assert_eq!(stderr(&quiet), "");
+}

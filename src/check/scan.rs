@@ -2,8 +2,9 @@
 //! layer streams, and just enough is kept to decide later which entries stay visible.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher};
 use std::io::{BufReader, Read};
+use std::time::Instant;
 
 use crate::accounts;
 use crate::idmap::NamespaceMap;
@@ -66,11 +67,41 @@ pub struct RuntimeProblem {
 #[derive(Debug, Clone, Default)]
 pub struct LayerPaths {
     /// Last ordinal at which a path occurs, and whether that entry is a directory.
-    last: HashMap<u64, (u64, bool)>,
+    last: HashMap<u64, (u64, bool), Prehashed>,
     /// Paths deleted by whiteouts.
-    whiteouts: HashSet<u64>,
+    whiteouts: HashSet<u64, Prehashed>,
     /// Directories made opaque.
-    opaque: HashSet<u64>,
+    opaque: HashSet<u64, Prehashed>,
+}
+
+/// Hashing for keys that are hashes already ([`path_hash`]): the key is its own hash.
+#[derive(Debug, Clone, Copy, Default)]
+struct Prehashed;
+
+impl BuildHasher for Prehashed {
+    type Hasher = PrehashedKey;
+
+    fn build_hasher(&self) -> PrehashedKey {
+        PrehashedKey(0)
+    }
+}
+
+/// The hasher of [`Prehashed`], which takes one `u64` as it is.
+#[derive(Debug)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 path hashes are keys")
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
 }
 
 impl LayerPaths {
@@ -164,6 +195,7 @@ pub fn scan_layer(
         file: layer.blob.label.clone(),
         source,
     };
+    let started = Instant::now();
     let compression = Compression::sniff(&layer.blob.head(4)?);
     let verifying = verify == Verify::Digests;
     let hash_blob = verifying
@@ -206,7 +238,15 @@ pub fn scan_layer(
             (scan, digest, tar_digest)
         }
     };
-    finish(layer, scan, compression, blob_digest, tar_digest)
+    let scan = finish(layer, scan, compression, blob_digest, tar_digest)?;
+    tracing::debug!(
+        "layer {index} {} ({compression:?}): {} entries, {} hits, {:.0?}",
+        scan.digest.short(),
+        scan.entries,
+        scan.hits.len(),
+        started.elapsed()
+    );
+    Ok(scan)
 }
 
 /// The digest of a mapped blob, with progress as it goes.

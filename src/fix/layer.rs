@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::accounts;
 use crate::check::scan::{GROUP, PASSWD};
@@ -44,6 +45,7 @@ pub fn rewrite_layer(
         path: staged.clone(),
         source,
     })?;
+    let started = Instant::now();
     let compression = Compression::sniff(&layer.blob.head(4)?);
     let input =
         BufReader::with_capacity(1 << 17, ProgressReader::new(layer.blob.reader(), progress));
@@ -92,6 +94,13 @@ pub fn rewrite_layer(
     };
     let (mut buffered, digest, size) = output.finish();
     buffered.flush().map_err(|e| stage_error(&staged, e))?;
+    tracing::info!(
+        "layer {index} {} rewritten as {}: {} owners changed, {:.0?}",
+        source_digest.short(),
+        digest.short(),
+        stats.owners,
+        started.elapsed()
+    );
     Ok(RewrittenLayer {
         staged,
         digest,

@@ -286,6 +286,15 @@ pub fn open(reference: &ImageReference, selection: &Selection) -> Result<Source,
         LayoutKind::DockerArchive => docker_archive::resolve(&storage, tag.as_deref(), selection)?,
         LayoutKind::Oci => oci_layout::resolve(&storage, tag.as_deref(), selection)?,
     };
+    for image in &images {
+        tracing::info!(
+            "{} {}: config {}, {} layers",
+            image.name.as_deref().unwrap_or("image"),
+            image.platform,
+            image.config_digest.short(),
+            image.layers.len()
+        );
+    }
     Ok(Source {
         storage,
         kind,

@@ -297,6 +297,7 @@ mod tests {
             path: String::new(),
             kind: EntryKind::Other,
             is_dot: false,
+            sparse: false,
         };
         entry.resolve();
         entry

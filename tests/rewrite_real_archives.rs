@@ -45,12 +45,17 @@ fn build_tree(root: &Path) {
     fs::write(root.join("dir/high"), vec![b'x'; 1500]).unwrap();
     fs::write(root.join("dir/low"), b"low").unwrap();
     fs::hard_link(root.join("dir/high"), root.join("dir/high-link")).unwrap();
+    // A file with a hole, which GNU tar (with --sparse) and bsdtar store as sparse.
+    let sparse = fs::File::create(root.join("dir/sparse")).unwrap();
+    sparse.set_len(1 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&sparse, b"data after a hole", 600 << 10).unwrap();
     symlink("high", root.join("dir/high-symlink")).unwrap();
     let paths = [
         long.clone(),
         long.parent().unwrap().to_owned(),
         root.join("dir/high"),
         root.join("dir/high-symlink"),
+        root.join("dir/sparse"),
         root.join("dir"),
     ];
     for path in paths {
@@ -84,6 +89,10 @@ fn archives(root: &Path, out: &Path) -> Vec<(String, Vec<u8>)> {
         ];
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         args.push(format!("--format={format}"));
+        // ustar has no way to store a sparse file.
+        if format != "ustar" {
+            args.push("--sparse".into());
+        }
         writers.push((format!("gnu-tar-{format}.tar"), "tar", args));
     }
     // bsdtar's ustar writer drops entries whose ids need more than six octal digits, so it
@@ -185,6 +194,10 @@ fn real_archives_change_only_where_ownership_lives() {
         let output = rewrite_with(&input, &table, &table);
         let before = owners(&input);
         let after = owners(&output);
+        assert!(
+            before.iter().any(|(path, ..)| path == "/dir/sparse"),
+            "{name}: the sparse file is not read under its real name: {before:?}"
+        );
         assert_eq!(before.len(), after.len(), "{name}");
         for ((path, uid, gid), (new_path, new_uid, new_gid)) in before.iter().zip(&after) {
             assert_eq!(path, new_path, "{name}");

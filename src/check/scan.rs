@@ -367,7 +367,7 @@ pub fn read_entries<R: Skip>(
         let kind = entry.kind;
         record_ids(&mut scan, &entry);
         scan.paths.record(path, kind, ordinal);
-        if kind == EntryKind::File && (path == PASSWD || path == GROUP) {
+        if kind == EntryKind::File && !entry.sparse && (path == PASSWD || path == GROUP) {
             let content = reader.read_data(MAX_ACCOUNT_FILE)?;
             record_account_ids(&mut scan, path, &content);
             let slot = if path == PASSWD {

@@ -107,7 +107,12 @@ fn write_text(
     }
     for image in &plan.images {
         let name = image.name.as_deref().unwrap_or("image");
-        writeln!(out, "\n{BOLD}{name}{BOLD:#} {}", image.platform)?;
+        writeln!(
+            out,
+            "\n{BOLD}{}{BOLD:#} {}",
+            printable(name),
+            printable(&image.platform)
+        )?;
         for layer in &image.layers {
             let step = layer.history.as_deref().map(short_step).unwrap_or_default();
             match (&layer.new_digest, layer.rewrite) {
@@ -137,7 +142,12 @@ fn write_text(
             }
         }
         if let Some((old, new)) = &image.user {
-            writeln!(out, "  config User `{old}` → `{new}`")?;
+            writeln!(
+                out,
+                "  config User `{}` → `{}`",
+                printable(old),
+                printable(new)
+            )?;
         }
         if let (Some(old), Some(new)) = (&image.manifest_digest, &image.new_manifest_digest) {
             writeln!(out, "  manifest {} → {}", old.short(), new.short())?;

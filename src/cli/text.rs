@@ -35,8 +35,9 @@ fn write_image(out: &mut dyn Write, image: &ImageReport, all: bool) -> io::Resul
     let name = image.name.as_deref().unwrap_or("image");
     writeln!(
         out,
-        "{BOLD}{name}{BOLD:#} {} {DIM}config {}{DIM:#}",
-        image.platform,
+        "{BOLD}{}{BOLD:#} {} {DIM}config {}{DIM:#}",
+        printable(name),
+        printable(&image.platform),
         image.config_digest.short()
     )?;
     write_verdicts(out, image)?;
@@ -60,7 +61,7 @@ fn write_verdicts(out: &mut dyn Write, image: &ImageReport) -> io::Result<()> {
                     out,
                     "  {BAD}fails{BAD:#}     {runtime:<10} {DIM}{map}{DIM:#}"
                 )?;
-                writeln!(out, "            at layer {layer}: {error}")?;
+                writeln!(out, "            at layer {layer}: {}", printable(error))?;
             }
         }
     }
@@ -174,21 +175,21 @@ fn write_user(out: &mut dyn Write, image: &ImageReport) -> io::Result<()> {
         writeln!(
             out,
             "{WARN}user{WARN:#} `{}` ({ids}): {why}",
-            user.resolved.value
+            printable(&user.resolved.value)
         )?;
     }
     if user.runtimes.is_empty() {
         return writeln!(
             out,
             "user `{}` is {ids}, inside every map checked",
-            user.resolved.value
+            printable(&user.resolved.value)
         );
     }
     let names: Vec<&str> = user.runtimes.iter().map(|r| r.name()).collect();
     writeln!(
         out,
         "{BAD}user{BAD:#} `{}` is {ids}, outside the map of {}: the container cannot start",
-        user.resolved.value,
+        printable(&user.resolved.value),
         names.join(", ")
     )
 }
@@ -275,15 +276,20 @@ pub(super) fn short_step(step: &str) -> String {
     }
 }
 
-/// Text from an image (a path, a build step) with control characters escaped, so that a
-/// crafted name cannot move the cursor, recolour or forge lines of the report.
+/// Text from an image (a path, a build step, a name) with control characters and
+/// bidirectional overrides escaped, so that a crafted name cannot move the cursor, recolour,
+/// forge lines of the report or show its characters in another order.
 pub(super) fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if unsafe_char(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -304,5 +310,6 @@ mod tests {
             short_step("/bin/sh -c echo \u{1b}]0;x\u{7}"),
             "echo \\u{1b}]0;x\\u{7}"
         );
+        assert_eq!(printable("a\u{202E}b"), "a\\u{202e}b");
     }
 }

@@ -98,6 +98,9 @@ pub struct Entry {
     /// layer's root directory itself (`./` in most layers; `/` does not count). Set by
     /// [`Entry::resolve`].
     pub is_dot: bool,
+    /// Whether the content is a sparse file's map and data (old GNU `S`, or one of GNU
+    /// tar's PAX sparse formats) rather than the file's bytes as they are.
+    pub sparse: bool,
 }
 
 impl Entry {

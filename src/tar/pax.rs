@@ -25,8 +25,11 @@ pub const GNU_SPARSE_NAME: &str = "GNU.sparse.name";
 /// Keys of the version of GNU tar's PAX sparse format (0.0, 0.1 or 1.0).
 pub const GNU_SPARSE_MAJOR: &str = "GNU.sparse.major";
 pub const GNU_SPARSE_MINOR: &str = "GNU.sparse.minor";
-/// Key of the sparse map of formats 0.0 and 0.1, which carry no version records.
+/// Key of the sparse map of format 0.1, which carries no version records.
 pub const GNU_SPARSE_MAP: &str = "GNU.sparse.map";
+/// Keys of format 0.0, a record per map entry, which Go folds into a map.
+pub const GNU_SPARSE_OFFSET: &str = "GNU.sparse.offset";
+pub const GNU_SPARSE_NUMBYTES: &str = "GNU.sparse.numbytes";
 
 /// One parsed record.
 #[derive(Debug, Clone, PartialEq, Eq)]

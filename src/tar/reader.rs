@@ -47,6 +47,8 @@ pub enum TarError {
     SpecialTooLarge { offset: u64, size: i64 },
     #[error("a zero block at offset {offset} is followed by data")]
     ZeroBlockThenData { offset: u64 },
+    #[error("the entry at offset {offset} is a sparse file of a type that has no content")]
+    SparseWithoutContent { offset: u64 },
 }
 
 /// A byte source that can also pass over bytes it need not read.
@@ -447,9 +449,10 @@ pub(crate) fn assemble(
 ) -> Result<Entry, TarError> {
     let mut entry = parse_header(block, format, offset)?;
     entry.start = pending.start.unwrap_or(offset);
-    if let Some((_, records)) = &pending.pax {
-        apply_pax(&mut entry, records, offset)?;
-    }
+    let sparse = match &pending.pax {
+        Some((_, records)) => apply_pax(&mut entry, records, offset)?,
+        None => None,
+    };
     entry.pax = pending.pax;
     // Go keeps the header's name when the GNU long name is empty.
     if let Some(name) = pending.long_name.filter(|name| !name.is_empty()) {
@@ -464,6 +467,18 @@ pub(crate) fn assemble(
         } else {
             b'0'
         };
+    }
+    // Last, as Go's `handleSparseFile` comes last: a PAX sparse file's real name wins over
+    // the header's and a GNU long name. An old GNU sparse header (`S`) ignores those records.
+    entry.sparse = entry.typeflag == b'S';
+    if let Some(real_name) = sparse.filter(|_| entry.typeflag != b'S') {
+        if matches!(entry.typeflag, b'1'..=b'6') {
+            return Err(TarError::SparseWithoutContent { offset });
+        }
+        entry.sparse = true;
+        if let Some(name) = real_name {
+            entry.name = name;
+        }
     }
     // Go ignores the size field of types that never have content.
     if matches!(entry.typeflag, b'1'..=b'6') {
@@ -555,12 +570,18 @@ fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry
         path: String::new(),
         kind: EntryKind::Other,
         is_dot: false,
+        sparse: false,
     })
 }
 
 /// Applies PAX records as Go's `mergePAX` does: the last record of a key wins, an empty
-/// value leaves the header field in force.
-fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), TarError> {
+/// value leaves the header field in force. Returns, for a file in one of GNU tar's PAX
+/// sparse formats, its real name if the records give one.
+fn apply_pax(
+    entry: &mut Entry,
+    records: &[Record],
+    offset: u64,
+) -> Result<Option<Option<Vec<u8>>>, TarError> {
     // One pass from the end: a key already seen there has a later record that wins.
     let mut seen = HashSet::with_capacity(records.len());
     let mut xattrs = Vec::new();
@@ -587,7 +608,9 @@ fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), T
             pax::GNU_SPARSE_NAME => sparse.name = Some(&record.value),
             pax::GNU_SPARSE_MAJOR => sparse.major = &record.value,
             pax::GNU_SPARSE_MINOR => sparse.minor = &record.value,
-            pax::GNU_SPARSE_MAP => sparse.has_map = true,
+            pax::GNU_SPARSE_MAP | pax::GNU_SPARSE_OFFSET | pax::GNU_SPARSE_NUMBYTES => {
+                sparse.has_map = true;
+            }
             key => {
                 if let Some(name) = key.strip_prefix(pax::XATTR_PREFIX) {
                     xattrs.push((name.to_owned(), record.value.clone()));
@@ -595,16 +618,18 @@ fn apply_pax(entry: &mut Entry, records: &[Record], offset: u64) -> Result<(), T
             }
         }
     }
-    if let Some(name) = sparse.real_name() {
-        entry.name = name.to_vec();
-    }
     // Back in record order.
     xattrs.reverse();
     entry.xattrs.extend(xattrs);
-    Ok(())
+    Ok(sparse.is_sparse().then(|| sparse.name.map(<[u8]>::to_vec)))
 }
 
 /// The records of GNU tar's PAX sparse formats that bear on the entry's name.
+///
+/// Go goes on to read and validate the sparse map (from `GNU.sparse.map` or, in format 1.0,
+/// from the start of the content) and fails the archive on a malformed one. idfit does not
+/// read sparse maps, so such an archive reads on here where Go stops with an error: a layer
+/// every runtime refuses anyway, reported as loading if its owners are in range.
 #[derive(Default)]
 struct GnuSparse<'a> {
     name: Option<&'a [u8]>,
@@ -613,16 +638,14 @@ struct GnuSparse<'a> {
     has_map: bool,
 }
 
-impl<'a> GnuSparse<'a> {
-    /// The real name of a sparse file, which those formats keep out of `path`. Go applies
-    /// it only to an entry of a sparse format version it knows.
-    fn real_name(&self) -> Option<&'a [u8]> {
-        let known = match (self.major, self.minor) {
+impl GnuSparse<'_> {
+    /// Whether the records mark a sparse file of a format version Go knows.
+    fn is_sparse(&self) -> bool {
+        match (self.major, self.minor) {
             (b"0", b"0" | b"1") | (b"1", b"0") => true,
             (b"", b"") => self.has_map,
             _ => false,
-        };
-        self.name.filter(|_| known)
+        }
     }
 }
 
@@ -738,27 +761,51 @@ mod tests {
 
     #[test]
     fn gnu_sparse_names_apply_to_known_sparse_versions_only() {
-        let name_of = |records: &[(&str, &[u8])]| {
+        let read = |records: &[(&str, &[u8])], long: Option<&[u8]>, typeflag, data: &[u8]| {
             let mut archive = Builder::default();
+            if let Some(long) = long {
+                archive.file("././@LongLink", b'L', long, 0);
+            }
             archive.pax(records);
-            archive.file("GNUSparseFile.0/f", b'0', b"", 0);
-            entries(&archive.finish()[..]).unwrap()[0].0.clone()
+            archive.file("GNUSparseFile.0/f", typeflag, data, 0);
+            let bytes = archive.finish();
+            let mut reader = Reader::new(Streamed(&bytes[..]));
+            reader.next_entry().map(|entry| {
+                let entry = entry.unwrap();
+                (entry.path, entry.sparse)
+            })
         };
         let name: (&str, &[u8]) = ("GNU.sparse.name", b"real/f");
-        let v1 = [
-            ("GNU.sparse.major", &b"1"[..]),
-            ("GNU.sparse.minor", b"0"),
+        let v01 = [
+            ("GNU.sparse.numblocks", &b"1"[..]),
+            ("GNU.sparse.map", b"0,0"),
             name,
         ];
-        assert_eq!(name_of(&v1), "/real/f");
-        assert_eq!(name_of(&[("GNU.sparse.map", &b"0,1"[..]), name]), "/real/f");
+        let mut map_v10 = b"1\n0\n0\n".to_vec();
+        map_v10.resize(BLOCK_SIZE, 0);
+        let v10 = [
+            ("GNU.sparse.major", &b"1"[..]),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.realsize", b"0"),
+            name,
+        ];
+        let real = ("/real/f".to_owned(), true);
+        assert_eq!(read(&v01, None, b'0', b"").unwrap(), real);
+        assert_eq!(read(&v10, None, b'0', &map_v10).unwrap(), real);
+        // The sparse name comes last in Go, after a GNU long name.
+        assert_eq!(read(&v01, Some(b"long/name\0"), b'0', b"").unwrap(), real);
         let unknown = [
             ("GNU.sparse.major", &b"2"[..]),
             ("GNU.sparse.minor", b"0"),
             name,
         ];
-        assert_eq!(name_of(&unknown), "/GNUSparseFile.0/f");
-        assert_eq!(name_of(&[name]), "/GNUSparseFile.0/f");
+        let placeholder = ("/GNUSparseFile.0/f".to_owned(), false);
+        assert_eq!(read(&unknown, None, b'0', b"").unwrap(), placeholder);
+        assert_eq!(read(&[name], None, b'0', b"").unwrap(), placeholder);
+        assert!(matches!(
+            read(&v01, None, b'2', b""),
+            Err(TarError::SparseWithoutContent { .. })
+        ));
     }
 
     proptest! {

@@ -128,6 +128,7 @@ fn edited_content<R: Read>(
 ) -> Result<Option<Content>, TarError> {
     let path = &entry.path;
     let wanted = entry.kind == EntryKind::File
+        && !entry.sparse
         && entry.data_size <= MAX_EDITED_FILE
         && edits.content_paths.contains(&path.as_str());
     if !wanted {

@@ -67,6 +67,8 @@ pub enum FixError {
     OneImageOnly(usize),
     #[error("the fixed image for {platform} still fails: {message}")]
     StillFails { platform: String, message: String },
+    #[error("the written output lacks an image the fix made")]
+    Incomplete,
 }
 
 impl FixError {
@@ -80,10 +82,16 @@ impl FixError {
             }
             FixError::Transport(error) => error.hint(),
             FixError::Check(error) => error.hint(),
+            // An I/O error here is as likely writing the staged layer (a full disk) as
+            // reading the source.
+            FixError::Layer {
+                source: TarError::Io { .. },
+                ..
+            } => None,
             FixError::Layer { .. } => Some(check::CORRUPT_LAYER_HINT.into()),
-            FixError::StillFails { .. } => Some(
-                "idfit's rewrite missed an entry, which is a bug: please report it with the \
-                 output of `idfit check --all --format json` on the source"
+            FixError::StillFails { .. } | FixError::Incomplete => Some(
+                "this is a bug in idfit's rewrite: please report it with the output of \
+                 `idfit check --all --format json` on the source"
                     .into(),
             ),
             FixError::Table(_) | FixError::Stage { .. } => None,
@@ -377,12 +385,24 @@ fn verify(
         .collect();
     let written = transport::open(reference, &Selection::default())?;
     // A docker archive names no manifest digest: it holds only the fixed image.
-    let to_check = written.images.iter().filter(|image| {
-        image
-            .manifest_digest
-            .as_ref()
-            .is_none_or(|digest| fixed.contains(digest))
-    });
+    let to_check: Vec<&transport::ResolvedImage> = written
+        .images
+        .iter()
+        .filter(|image| {
+            image
+                .manifest_digest
+                .as_ref()
+                .is_none_or(|digest| fixed.contains(digest))
+        })
+        .collect();
+    let found: BTreeSet<&Digest> = to_check
+        .iter()
+        .filter_map(|image| image.manifest_digest.as_ref())
+        .collect();
+    let docker_archive = to_check.iter().any(|image| image.manifest_digest.is_none());
+    if to_check.is_empty() || !docker_archive && found != fixed {
+        return Err(FixError::Incomplete);
+    }
     for image in to_check {
         let scans: Vec<Cow<LayerScan>> = image
             .layers

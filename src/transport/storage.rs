@@ -78,23 +78,26 @@ impl Blob {
         }
     }
 
-    /// The blob mapped into memory, read-only, or `None` where it cannot be (an empty blob,
-    /// a file shorter than the range, a file system without mmap). Reading a mapped blob
-    /// costs no system call and no copy out of the page cache, which is most of the time
-    /// a header walk over a layer of small files takes.
+    /// The blob mapped into memory, read-only, or `None` where it is not (an empty blob, a
+    /// file shorter than the range, a file system not known to be local). Reading a mapped
+    /// blob costs no system call and no copy out of the page cache, which is most of the
+    /// time a header walk over a layer of small files takes.
     ///
-    /// A mapped file that another process truncates while it is read raises SIGBUS and ends
-    /// the process: the price of the speed, paid only by an input changing under us, which
-    /// would give a wrong answer by any other way of reading too.
+    /// Where a read call would fail with an error, a mapped page fails with SIGBUS, which
+    /// ends the process without a message and leaves a fix's temporary files behind: when
+    /// another process truncates the file while it is read, or the device fails. Network
+    /// and FUSE file systems, where a failed read is an everyday event, are read with read
+    /// calls instead.
     pub fn map(&self) -> Option<MappedBlob> {
         let file_len = self.file.metadata().ok()?.len();
-        if self.len == 0 || self.start.checked_add(self.len)? > file_len {
+        if self.len == 0 || self.start.checked_add(self.len)? > file_len || !is_local(&self.file) {
             return None;
         }
         let len = usize::try_from(self.len).ok()?;
-        // SAFETY: the map is read-only and private to this process; the range lies inside
-        // the file as it is now (checked above). The remaining hazard, another process
-        // shrinking the file, is the documented SIGBUS above.
+        // SAFETY: the map is read-only; the range lies inside the file as it is now (checked
+        // above). The remaining hazard, the file shrinking or its device failing while it is
+        // mapped, raises SIGBUS as described above: it ends the process, it cannot make it
+        // read wrong bytes.
         let map = unsafe {
             MmapOptions::new()
                 .offset(self.start)
@@ -103,6 +106,22 @@ impl Blob {
         };
         map.ok().map(MappedBlob)
     }
+}
+
+/// Whether a file lives on a local disk file system (or in memory), known by the magic
+/// numbers of statfs(2).
+fn is_local(file: &File) -> bool {
+    const LOCAL: [u32; 7] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683E, // btrfs
+        0x0102_1994, // tmpfs
+        0x794C_7630, // overlayfs
+        0x2FC1_2FC1, // zfs
+        0xF2F5_2010, // f2fs
+    ];
+    // The magic numbers are 32 bits; the field is wider on some architectures.
+    rustix::fs::fstatfs(file).is_ok_and(|stat| LOCAL.contains(&(stat.f_type as u32)))
 }
 
 /// How much of a mapped blob stays resident behind its reader before it is let go.

@@ -142,26 +142,48 @@ impl Pending {
             path: path.to_owned(),
             source,
         };
+        let exists = || TransportError::DestinationExists(path.to_owned());
         if path.exists() && !force {
-            return Err(TransportError::DestinationExists(path.to_owned()));
+            return Err(exists());
         }
-        match self {
+        let previous = match self {
             Pending::Directory(dir) => {
-                replace(dir.path(), path).map_err(error)?;
+                let previous = replace(dir.path(), path).map_err(error)?;
                 // The directory now lives at `path`; there is nothing left to clean up.
                 let _ = dir.keep();
+                previous
             }
             // rename(2) replaces a file in one step, but not a directory.
             Pending::File(file) if path.is_dir() => {
                 let temporary = file.into_temp_path();
-                replace(&temporary, path).map_err(error)?;
+                let previous = replace(&temporary, path).map_err(error)?;
                 let _ = temporary.keep();
+                previous
             }
-            Pending::File(file) => {
+            Pending::File(file) if force => {
                 file.persist(path).map_err(|e| error(e.error))?;
+                None
             }
+            // A file that appeared since the check above is not overwritten either.
+            Pending::File(file) => {
+                file.persist_noclobber(path)
+                    .map_err(|e| match e.error.kind() {
+                        io::ErrorKind::AlreadyExists => exists(),
+                        _ => error(e.error),
+                    })?;
+                None
+            }
+        };
+        // The new name is made durable before the old image is removed. The new image is in
+        // place either way, so a failure to flush is told, not returned as an error.
+        if let Err(failure) = sync_dir(&parent_of(path)) {
+            tracing::warn!(
+                "could not flush the directory of {}: {failure}",
+                path.display()
+            );
         }
-        sync_dir(&parent_of(path)).map_err(error)
+        drop(previous);
+        Ok(())
     }
 }
 
@@ -209,12 +231,14 @@ fn parent_of(path: &Path) -> PathBuf {
 }
 
 /// Moves `from` to `to`. What was at `to` is first moved into a fresh temporary directory
-/// beside it, put back if the second move fails, and removed once `from` is in place: at
-/// every moment `to` holds either the old image or the new one, or (between the two renames,
-/// which no single call can join for a directory) nothing.
-fn replace(from: &Path, to: &Path) -> io::Result<()> {
+/// beside it and put back if the second move fails; once `from` is in place, that directory
+/// is returned, and dropping it removes the old image. At every moment `to` holds the old
+/// image or the new one, or, between the two renames (which no single call can join for a
+/// directory), nothing. Should putting the old image back fail too, it is kept and the
+/// error says where.
+fn replace(from: &Path, to: &Path) -> io::Result<Option<tempfile::TempDir>> {
     if fs::symlink_metadata(to).is_err() {
-        return fs::rename(from, to);
+        return fs::rename(from, to).map(|()| None);
     }
     let aside = tempfile::Builder::new()
         .prefix(".idfit-old-")
@@ -222,12 +246,20 @@ fn replace(from: &Path, to: &Path) -> io::Result<()> {
     let old = aside.path().join("old");
     fs::rename(to, &old)?;
     if let Err(error) = fs::rename(from, to) {
-        fs::rename(&old, to)?;
+        if let Err(restore) = fs::rename(&old, to) {
+            let kept = aside.keep().join("old");
+            return Err(io::Error::new(
+                error.kind(),
+                format!(
+                    "{error}; putting the previous image back failed too ({restore}): it is \
+                     at {}",
+                    kept.display()
+                ),
+            ));
+        }
         return Err(error);
     }
-    // Dropping `aside` removes the old image with it.
-    drop(aside);
-    Ok(())
+    Ok(Some(aside))
 }
 
 /// Flushes a directory's entries (new names, renames) to disk.

@@ -270,7 +270,7 @@ fn parse_map(text: &str) -> IdMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tar::header::{BLOCK_SIZE, Format, HeaderBlock};
+    use crate::tar::header::Format;
     use crate::tar::{Id, IdSource};
     use crate::xattr::{self, tests::acl, tests::capability_v3};
 
@@ -284,7 +284,6 @@ mod tests {
         let mut entry = Entry {
             start: 0,
             header_offset: 0,
-            header: HeaderBlock([0; BLOCK_SIZE]),
             format: Format::Ustar,
             typeflag,
             name: name.as_bytes().to_vec(),

@@ -1,9 +1,11 @@
 //! A logical tar entry: one header with the PAX and GNU long-name records that came before it
 //! already applied, as Go's `tar.Reader.Next` returns it.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
-use super::header::{Encoding, Format, HeaderBlock};
+use super::header::{Encoding, Format};
 use super::pax::Record;
 
 /// Where the value of a uid or gid came from.
@@ -74,7 +76,6 @@ pub struct Entry {
     pub start: u64,
     /// Offset of the entry's own header block.
     pub header_offset: u64,
-    pub header: HeaderBlock,
     pub format: Format,
     /// The type flag, with the legacy `'\0'` already turned into `'0'` or `'5'`.
     pub typeflag: u8,
@@ -107,7 +108,7 @@ impl Entry {
     /// Computes [`Entry::path`] and [`Entry::kind`] from the name and type flag, once the
     /// name is final.
     pub fn resolve(&mut self) {
-        let name = String::from_utf8_lossy(&self.name);
+        let name = lossy(&self.name);
         self.is_dot = cleans_to_dot(&name);
         self.path = clean_path(&name);
         let basename = self.path.rsplit('/').next().unwrap_or_default();
@@ -118,6 +119,15 @@ impl Entry {
             name if name.starts_with(WHITEOUT_PREFIX) => EntryKind::Whiteout,
             _ => kind_of(self.typeflag),
         };
+    }
+}
+
+/// Bytes as text, invalid UTF-8 replaced; names are nearly always valid, and checking that
+/// first is much cheaper than the replacing walk.
+pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -161,7 +171,11 @@ fn kind_of(typeflag: u8) -> EntryKind {
 pub fn clean_path(name: &str) -> String {
     let relative = name.strip_prefix("./").unwrap_or(name);
     if is_clean(relative) {
-        return format!("/{}", relative.strip_suffix('/').unwrap_or(relative));
+        let relative = relative.strip_suffix('/').unwrap_or(relative);
+        let mut path = String::with_capacity(relative.len() + 1);
+        path.push('/');
+        path.push_str(relative);
+        return path;
     }
     let mut parts: Vec<&str> = Vec::new();
     for part in name.split('/') {

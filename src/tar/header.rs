@@ -99,8 +99,8 @@ impl HeaderBlock {
     /// The format, or `None` when the checksum is wrong (Go: `FormatUnknown`).
     pub fn format(&self) -> Option<Format> {
         let stored = parse_octal(&self.0[field::CHECKSUM]).ok()?;
-        let (unsigned, signed) = self.checksums();
-        if stored != unsigned && stored != signed {
+        // The signed sum only matters for the rare writer that used it.
+        if stored != self.unsigned_checksum() && stored != self.checksums().1 {
             return None;
         }
         let magic = &self.0[field::MAGIC];
@@ -116,24 +116,35 @@ impl HeaderBlock {
     /// Sums of all bytes with the checksum field counted as spaces, as unsigned and as signed
     /// bytes; historic writers used either.
     pub fn checksums(&self) -> (i64, i64) {
-        // Sum everything, then swap the checksum field's own bytes for spaces: two plain
-        // loops the compiler vectorises.
-        let unsigned: u32 = self.0.iter().map(|&b| u32::from(b)).sum();
-        let signed: i32 = self.0.iter().map(|&b| i32::from(b as i8)).sum();
-        let field = &self.0[field::CHECKSUM];
-        let field_unsigned: u32 = field.iter().map(|&b| u32::from(b)).sum();
-        let field_signed: i32 = field.iter().map(|&b| i32::from(b as i8)).sum();
-        let spaces = 8 * i64::from(b' ');
-        (
-            i64::from(unsigned) - i64::from(field_unsigned) + spaces,
-            i64::from(signed) - i64::from(field_signed) + spaces,
-        )
+        // A byte of 128 or more counts 256 less as a signed byte.
+        let high = |bytes: &[u8]| bytes.iter().filter(|&&b| b >= 0x80).count() as i64;
+        let high = high(&self.0) - high(&self.0[field::CHECKSUM]);
+        let unsigned = self.unsigned_checksum();
+        (unsigned, unsigned - 256 * high)
+    }
+
+    /// The unsigned sum alone, which nearly every writer uses.
+    fn unsigned_checksum(&self) -> i64 {
+        // Sum everything, then swap the checksum field's own bytes for spaces. Halves of
+        // 256 bytes fit a 16-bit sum, which the compiler vectorises cheaply.
+        let sum = |bytes: &[u8]| -> i64 {
+            bytes
+                .chunks(256)
+                .map(|chunk| {
+                    let partial = chunk
+                        .iter()
+                        .fold(0u16, |sum, &b| sum.wrapping_add(u16::from(b)));
+                    i64::from(partial)
+                })
+                .sum()
+        };
+        sum(&self.0) - sum(&self.0[field::CHECKSUM]) + 8 * i64::from(b' ')
     }
 
     /// Recomputes and stores the checksum the way Go and GNU tar write it: six octal digits,
     /// a NUL and a space.
     pub fn set_checksum(&mut self) {
-        let (unsigned, _) = self.checksums();
+        let unsigned = self.unsigned_checksum();
         let text = format!("{unsigned:06o}\0 ");
         self.0[field::CHECKSUM].copy_from_slice(text.as_bytes());
     }
@@ -350,6 +361,18 @@ mod tests {
         }
         assert_eq!(encode_numeric(2097151, 8), b"7777777\0");
         assert_eq!(encode_numeric(2097152, 8)[0], 0x80);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn checksums_equal_the_plain_sums(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), BLOCK_SIZE)) {
+            let mut block = HeaderBlock([0; BLOCK_SIZE]);
+            block.0.copy_from_slice(&bytes);
+            let spaced = |i: usize, b: u8| if field::CHECKSUM.contains(&i) { b' ' } else { b };
+            let unsigned: i64 = bytes.iter().enumerate().map(|(i, &b)| i64::from(spaced(i, b))).sum();
+            let signed: i64 = bytes.iter().enumerate().map(|(i, &b)| i64::from(spaced(i, b) as i8)).sum();
+            proptest::prop_assert_eq!(block.checksums(), (unsigned, signed));
+        }
     }
 
     #[test]

@@ -170,6 +170,9 @@ pub struct Reader<R> {
     raw: Option<Raw>,
     /// Zero blocks read at the end of the archive (0, 1 or 2).
     end_blocks: usize,
+    /// The header block of the entry last returned. It stays here rather than in the
+    /// [`Entry`], which is moved several times on its way out and would carry 512 bytes.
+    header: HeaderBlock,
 }
 
 /// A metadata entry as read.
@@ -218,7 +221,13 @@ impl<R: Skip> Reader<R> {
             padding: 0,
             raw: None,
             end_blocks: 0,
+            header: HeaderBlock([0; BLOCK_SIZE]),
         }
+    }
+
+    /// The header block of the entry last returned, as it was in the archive.
+    pub fn header(&self) -> &HeaderBlock {
+        &self.header
     }
 
     /// Keeps the raw metadata blocks of each entry for [`Reader::take_raw`].
@@ -333,8 +342,11 @@ impl<R: Skip> Reader<R> {
         offset: u64,
         pending: Pending,
     ) -> Result<Entry, TarError> {
-        let entry = assemble(block, format, offset, pending)?;
-        if has_sparse_extensions(&entry) {
+        let entry = assemble(&block, format, offset, pending)?;
+        let extended = entry.typeflag == b'S' && block.0[field::GNU_IS_EXTENDED] != 0;
+        self.header = block;
+        // Old GNU sparse headers continue their map in extension blocks.
+        if extended {
             self.skip_sparse_extensions()?;
         }
         self.remaining = entry.data_size;
@@ -442,7 +454,7 @@ impl<R: Skip> Reader<R> {
 /// The entry a header describes once the metadata before it is applied, as Go's `Next`
 /// builds it.
 pub(crate) fn assemble(
-    block: HeaderBlock,
+    block: &HeaderBlock,
     format: Format,
     offset: u64,
     pending: Pending,
@@ -486,11 +498,6 @@ pub(crate) fn assemble(
     }
     entry.resolve();
     Ok(entry)
-}
-
-/// Whether an old GNU sparse header is followed by extension blocks.
-pub(crate) fn has_sparse_extensions(entry: &Entry) -> bool {
-    entry.typeflag == b'S' && entry.header.0[field::GNU_IS_EXTENDED] != 0
 }
 
 pub(crate) fn io_error(offset: u64, source: io::Error) -> TarError {
@@ -541,16 +548,16 @@ fn id(
 
 /// Reads the fields of an entry's own header. Go also parses mode, mtime and, past V7, the
 /// device numbers, and rejects the header when any of them is malformed; so does this.
-fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry, TarError> {
-    numeric(&block, field::MODE, "mode", offset)?;
-    numeric(&block, field::MTIME, "mtime", offset)?;
+fn parse_header(block: &HeaderBlock, format: Format, offset: u64) -> Result<Entry, TarError> {
+    numeric(block, field::MODE, "mode", offset)?;
+    numeric(block, field::MTIME, "mtime", offset)?;
     if format != Format::V7 {
-        numeric(&block, field::DEVMAJOR, "devmajor", offset)?;
-        numeric(&block, field::DEVMINOR, "devminor", offset)?;
+        numeric(block, field::DEVMAJOR, "devmajor", offset)?;
+        numeric(block, field::DEVMINOR, "devminor", offset)?;
     }
-    let size = numeric(&block, field::SIZE, "size", offset)?;
-    let uid = id(&block, field::UID, "uid", offset)?;
-    let gid = id(&block, field::GID, "gid", offset)?;
+    let size = numeric(block, field::SIZE, "size", offset)?;
+    let uid = id(block, field::UID, "uid", offset)?;
+    let gid = id(block, field::GID, "gid", offset)?;
     if size < 0 {
         return Err(negative_size(offset, size));
     }
@@ -566,7 +573,6 @@ fn parse_header(block: HeaderBlock, format: Format, offset: u64) -> Result<Entry
         data_size: size as u64,
         xattrs: Vec::new(),
         pax: None,
-        header: block,
         path: String::new(),
         kind: EntryKind::Other,
         is_dot: false,

@@ -82,7 +82,7 @@ pub fn rewrite<R: Read, W: Write>(
                 None => out.raw(&record)?,
             }
         }
-        out.block(&plan.patch_header(entry.header.clone()).0)?;
+        out.block(&plan.patch_header(reader.header().clone()).0)?;
         for block in &raw.sparse {
             out.block(&block.0)?;
         }

@@ -338,7 +338,8 @@ fn verify_digests(
     Ok(())
 }
 
-/// Reads every entry of a layer whose content can be skipped by seeking.
+/// Reads every entry of a layer, passing over contents as the source allows (a seek, a
+/// cursor moved in a map, or reading and dropping for a stream).
 pub fn read_entries<R: Skip>(
     reader: &mut Reader<R>,
     targets: &[Target],

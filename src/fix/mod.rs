@@ -237,15 +237,17 @@ fn offending_ids(
             gids.used.extend(&ids.gids);
         }
     }
-    for user in reports
-        .iter()
-        .filter_map(|r| r.user.as_ref())
-        .filter(|u| !u.runtimes.is_empty())
-    {
-        uids.offending
-            .extend(user.resolved.uid.filter(|id| outside(id, |t| &t.map.uid)));
-        gids.offending
-            .extend(user.resolved.gid.filter(|id| outside(id, |t| &t.map.gid)));
+    for user in reports.iter().filter_map(|r| r.user.as_ref()) {
+        // The process's ids are in use even where no file or account line names them: a
+        // new id must not hand the process files that were not its own.
+        uids.used.extend(user.resolved.uid);
+        gids.used.extend(user.resolved.gid);
+        if !user.runtimes.is_empty() {
+            uids.offending
+                .extend(user.resolved.uid.filter(|id| outside(id, |t| &t.map.uid)));
+            gids.offending
+                .extend(user.resolved.gid.filter(|id| outside(id, |t| &t.map.gid)));
+        }
     }
     (uids, gids)
 }

@@ -65,6 +65,8 @@ pub enum FixError {
     },
     #[error("a docker archive holds one image, but the source has {0}")]
     OneImageOnly(usize),
+    #[error("a destination tag names one image, but the source has {0}")]
+    TagNamesOneImage(usize),
     #[error("the fixed image for {platform} still fails: {message}")]
     StillFails { platform: String, message: String },
     #[error("the written output lacks an image the fix made")]
@@ -77,6 +79,11 @@ impl FixError {
             FixError::OneImageOnly(_) => {
                 Some("pick one with --platform, or write to oci: or oci-archive:".into())
             }
+            FixError::TagNamesOneImage(_) => Some(
+                "name the source image by its tag (oci:DIR:TAG), or leave the destination \
+                 untagged to keep the source's tags"
+                    .into(),
+            ),
             FixError::Table(TableError::Uncovered { .. }) => {
                 Some("add --map-uid/--map-gid entries for it, or --policy remap".into())
             }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::check::scan::LayerScan;
 use crate::image::spec::{REF_NAME, media_type};
 use crate::image::{Compression, Digest};
-use crate::transport::write::{BlobContent, Destination, Layout, blob_name};
+use crate::transport::write::{BlobContent, Destination, Layout, blob_name, repo_tag};
 use crate::transport::{LayoutKind, ResolvedImage, Source, TransportError, parse_json};
 
 use super::layer::RewrittenLayer;
@@ -286,10 +286,10 @@ fn docker_manifest(source: &Source, written: &[Written], name: Option<&str>, lay
         .iter()
         .zip(&source.images)
         .map(|(image, resolved)| {
-            let tag = name.map(str::to_owned).or_else(|| resolved.name.clone().filter(|n| n.contains(':')));
+            let tags = repo_tags(resolved, name);
             json!({
                 "Config": blob_name(&image.config_digest),
-                "RepoTags": tag.map(|t| vec![t]),
+                "RepoTags": (!tags.is_empty()).then_some(tags),
                 "Layers": image.layers.iter().map(|(digest, _)| blob_name(digest)).collect::<Vec<_>>(),
             })
         })
@@ -302,6 +302,25 @@ fn docker_manifest(source: &Source, written: &[Written], name: Option<&str>, lay
         "manifest.json".into(),
         BlobContent::Bytes(to_bytes(&Value::Array(items))),
     );
+}
+
+/// The `RepoTags` of an image in a docker archive: the destination's name, else every tag
+/// the source gave it, else its OCI name where that is a full reference.
+fn repo_tags(image: &ResolvedImage, name: Option<&str>) -> Vec<String> {
+    if let Some(name) = name {
+        return vec![name.to_owned()];
+    }
+    if !image.repo_tags.is_empty() {
+        return image.repo_tags.clone();
+    }
+    // An OCI `ref.name` is often a bare tag (`latest`), which names no repository.
+    image
+        .name
+        .as_deref()
+        .filter(|name| name.contains('/') || name.contains(':'))
+        .and_then(|name| repo_tag(name).ok())
+        .into_iter()
+        .collect()
 }
 
 /// `index.json`: the source's own index with the changed manifests (and any index above them)
@@ -325,9 +344,16 @@ fn oci_index(
                 &source.storage.open("index.json")?.read_json_bytes()?,
                 "index.json",
             )?;
-            rebuild_index(source, original, &replaced, tag, layout, 0)?.0
+            let (mut index, _) = rebuild_index(source, original, &replaced, layout, 0)?;
+            if let Some(tag) = tag {
+                retag(&mut index, source.tag.as_deref(), tag)?;
+            }
+            index
         }
         LayoutKind::DockerArchive => {
+            if tag.is_some() && written.len() > 1 {
+                return Err(FixError::TagNamesOneImage(written.len()));
+            }
             let manifests: Vec<Value> = written
                 .iter()
                 .zip(&source.images)
@@ -354,13 +380,60 @@ fn oci_index(
     Ok(())
 }
 
+/// Whether a top-level descriptor of `index.json` is one the source was read through:
+/// every one when the source named no tag, else those carrying that tag.
+fn selected(descriptor: &Value, source_tag: Option<&str>) -> bool {
+    source_tag.is_none_or(|tag| descriptor["annotations"][REF_NAME].as_str() == Some(tag))
+}
+
+/// Gives `tag` to the top-level descriptors the source was read through, changed or not,
+/// and takes it from every other one, so that it names the fixed image alone. A retagged
+/// descriptor loses containerd's full image name, which would name the image as before.
+fn retag(index: &mut Value, source_tag: Option<&str>, tag: &str) -> Result<(), FixError> {
+    let Some(descriptors) = index.get_mut("manifests").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    let chosen = descriptors
+        .iter()
+        .filter(|d| selected(d, source_tag))
+        .count();
+    if chosen > 1 {
+        return Err(FixError::TagNamesOneImage(chosen));
+    }
+    for descriptor in descriptors {
+        if selected(descriptor, source_tag) {
+            if !descriptor["annotations"].is_object() {
+                descriptor["annotations"] = json!({});
+            }
+            descriptor["annotations"][REF_NAME] = json!(tag);
+            if let Some(annotations) = descriptor["annotations"].as_object_mut() {
+                annotations.remove(CONTAINERD_IMAGE_NAME);
+            }
+        } else if descriptor["annotations"][REF_NAME].as_str() == Some(tag) {
+            if let Some(annotations) = descriptor["annotations"].as_object_mut() {
+                annotations.remove(REF_NAME);
+                if annotations.is_empty() {
+                    descriptor.as_object_mut().map(|d| d.remove("annotations"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// containerd's (and Docker 25's) annotation with an index entry's full image name.
+const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+/// BuildKit's annotation linking an attestation manifest to the image it describes.
+const DOCKER_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+
 /// Replaces descriptors of changed manifests, following nested indexes; an index whose
-/// children changed is written anew. Returns the index and whether it changed.
+/// children changed is written anew. At the top (`depth` 0) only the descriptors the source
+/// was read through are followed: another tag of the same manifest keeps naming the image
+/// as it was. Returns the index and whether it changed.
 fn rebuild_index(
     source: &Source,
     mut index: Value,
     replaced: &BTreeMap<Digest, &Written>,
-    tag: Option<&str>,
     layout: &mut Layout,
     depth: usize,
 ) -> Result<(Value, bool), FixError> {
@@ -372,6 +445,19 @@ fn rebuild_index(
         let Some(digest) = descriptor_digest(descriptor) else {
             continue;
         };
+        if depth == 0 && !selected(descriptor, source.tag.as_deref()) {
+            continue;
+        }
+        // An attestation names the image it describes by digest.
+        let attested = descriptor["annotations"][DOCKER_REFERENCE_DIGEST]
+            .as_str()
+            .and_then(|text| text.parse::<Digest>().ok())
+            .and_then(|old| replaced.get(&old));
+        if let Some(written) = attested {
+            descriptor["annotations"][DOCKER_REFERENCE_DIGEST] =
+                json!(written.manifest_digest.to_string());
+            changed = true;
+        }
         let new = if let Some(written) = replaced.get(&digest) {
             Some((written.manifest_digest.clone(), written.manifest.len()))
         } else if is_index(descriptor) && depth < 8 {
@@ -382,8 +468,7 @@ fn rebuild_index(
                     .read_json_bytes()?,
                 "an image index",
             )?;
-            let (child, child_changed) =
-                rebuild_index(source, child, replaced, None, layout, depth + 1)?;
+            let (child, child_changed) = rebuild_index(source, child, replaced, layout, depth + 1)?;
             child_changed.then(|| {
                 let bytes = to_bytes(&child);
                 let digest = Digest::of(&bytes);
@@ -397,9 +482,6 @@ fn rebuild_index(
         if let Some((digest, size)) = new {
             descriptor["digest"] = json!(digest.to_string());
             descriptor["size"] = json!(size);
-            if let Some(tag) = tag {
-                descriptor["annotations"][REF_NAME] = json!(tag);
-            }
             changed = true;
         }
     }

@@ -153,8 +153,24 @@ pub struct ImageIndex {
 pub struct ImageManifest {
     #[serde(default)]
     pub media_type: Option<String>,
+    /// Set on artifacts (signatures, SBOMs, other referrers), which are not images.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+}
+
+impl ImageManifest {
+    /// Whether the manifest describes a container image: no artifact type, and a config
+    /// of an image configuration's media type. Artifacts (cosign signatures, ORAS and
+    /// notation referrers) use the manifest format with other configs.
+    pub fn is_image(&self) -> bool {
+        self.artifact_type.is_none()
+            && matches!(
+                self.config.media_type.as_str(),
+                media_type::OCI_CONFIG | media_type::DOCKER_CONFIG
+            )
+    }
 }
 
 /// The parts of an image configuration idfit reads.

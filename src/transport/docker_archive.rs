@@ -87,6 +87,7 @@ fn resolve_item(storage: &Storage, item: &ManifestItem) -> Result<ResolvedImage,
             .repo_tags
             .as_ref()
             .and_then(|tags| tags.first().cloned()),
+        repo_tags: item.repo_tags.clone().unwrap_or_default(),
         platform: config.platform(),
         manifest_digest: None,
         manifest: None,

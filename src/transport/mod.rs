@@ -161,6 +161,10 @@ pub enum TransportError {
     },
     #[error("index nesting in `{0}` is deeper than 8 levels")]
     NestingTooDeep(String),
+    #[error("`{0}` holds no container image (only artifacts, or nothing)")]
+    NoImages(String),
+    #[error("`{0}` is not a name to tag an image with in a docker archive")]
+    ArchiveName(String),
     #[error("`{file}` names digest `{text}`")]
     BadDigest {
         file: String,
@@ -208,6 +212,8 @@ impl TransportError {
 pub struct ResolvedImage {
     /// A tag or name for the image, where the source gives one.
     pub name: Option<String>,
+    /// Every `name:tag` a docker archive gives the image (`RepoTags`).
+    pub repo_tags: Vec<String>,
     pub platform: Platform,
     /// The manifest digest, where the source has a manifest blob.
     pub manifest_digest: Option<Digest>,
@@ -255,6 +261,8 @@ pub struct Source {
     pub storage: Storage,
     pub kind: LayoutKind,
     pub images: Vec<ResolvedImage>,
+    /// The tag (OCI) or reference (docker archive) the images were selected by, if any.
+    pub tag: Option<String>,
 }
 
 /// Opens an image source and resolves it to its images.
@@ -295,10 +303,14 @@ pub fn open(reference: &ImageReference, selection: &Selection) -> Result<Source,
             image.layers.len()
         );
     }
+    if images.is_empty() {
+        return Err(TransportError::NoImages(reference.to_string()));
+    }
     Ok(Source {
         storage,
         kind,
         images,
+        tag: tag.clone(),
     })
 }
 

@@ -97,6 +97,11 @@ fn collect(
         }
         media_type::OCI_MANIFEST | media_type::DOCKER_MANIFEST => {
             let manifest: ImageManifest = parse_json(&bytes, &blob.label, "an image manifest")?;
+            // An artifact beside the images is carried over by fix, but holds no layers to
+            // check.
+            if !manifest.is_image() {
+                return Ok(());
+            }
             let mut image = resolve_manifest(storage, &manifest)?;
             image.manifest_digest = Some(descriptor.digest.clone());
             image.manifest = Some(bytes);
@@ -151,6 +156,7 @@ fn resolve_manifest(
     attach_diff_ids(&mut layers, &config, &config_blob.label)?;
     Ok(ResolvedImage {
         name: None,
+        repo_tags: Vec::new(),
         platform: config.platform(),
         manifest_digest: None,
         manifest: None,

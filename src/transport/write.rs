@@ -40,7 +40,7 @@ impl Destination {
         Ok(match reference {
             ImageReference::DockerArchive { path, reference } => Destination::DockerArchive {
                 path: path.clone(),
-                name: reference.clone(),
+                name: reference.as_deref().map(repo_tag).transpose()?,
             },
             ImageReference::Oci { path, tag } => Destination::Oci {
                 path: path.clone(),
@@ -67,6 +67,20 @@ impl Destination {
             | Destination::OciArchive { path, .. } => path,
         }
     }
+}
+
+/// A docker archive's `RepoTags` entry for `name`: `docker load` wants `name:tag`, so a name
+/// without a tag gets `latest`, as `docker tag` would give it; a digest cannot be a tag.
+pub(crate) fn repo_tag(name: &str) -> Result<String, TransportError> {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if name.is_empty() || name.contains('@') || last.is_empty() || last.ends_with(':') {
+        return Err(TransportError::ArchiveName(name.to_owned()));
+    }
+    Ok(if last.contains(':') {
+        name.to_owned()
+    } else {
+        format!("{name}:latest")
+    })
 }
 
 /// The files of an image to write, by name inside the layout.
@@ -378,4 +392,26 @@ fn header(name: &str, size: u64, kind: tar::EntryType, mode: u32) -> tar::Header
     header.set_gid(0);
     header.set_cksum();
     header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_archive_names_get_a_tag() {
+        assert_eq!(repo_tag("app").unwrap(), "app:latest");
+        assert_eq!(repo_tag("app:1.2").unwrap(), "app:1.2");
+        assert_eq!(
+            repo_tag("localhost:5000/team/app").unwrap(),
+            "localhost:5000/team/app:latest"
+        );
+        assert_eq!(
+            repo_tag("localhost:5000/app:v1").unwrap(),
+            "localhost:5000/app:v1"
+        );
+        for bad in ["", "app@sha256:00", "app:", "team/"] {
+            assert!(repo_tag(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,21 +1,17 @@
 //! The binary as a user meets it: exit codes, the JSON schema, and errors that name what is
 //! wrong and leave nothing behind. Inputs are the example image and broken copies of it.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/classic.tar");
+use support::idfit::run as idfit;
 
-fn idfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idfit"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/classic.tar");
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

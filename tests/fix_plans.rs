@@ -4,23 +4,16 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
 use support::archive::{self, Compression, Format};
+use support::idfit::run as idfit;
 use support::tar::{Layer, file};
 
 const B: i64 = 1_000_000;
-
-fn idfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idfit"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
 
 fn succeeds(args: &[&str]) -> Output {
     let output = idfit(args);
@@ -33,19 +26,25 @@ fn succeeds(args: &[&str]) -> Output {
     output
 }
 
-/// A docker archive of one layer holding `x` owned by B:B, with `run_config` as the
-/// config's `config` object.
-fn image(dir: &Path, name: &str, run_config: Value) -> String {
+/// An archive of one layer holding `x` owned by B:B, tagged `app:latest`, with `run_config`
+/// as the config's `config` object; returns its path.
+fn archive_of(dir: &Path, name: &str, format: Format, run_config: Value) -> PathBuf {
     let path = dir.join(name);
     let layer = Layer::of([file("x").owner(B, B).into()]);
     let bytes = archive::build_with_config(
-        Format::DockerArchive,
-        "idfit-plans/app:latest",
+        format,
+        "app:latest",
         &[layer],
-        Compression::None,
+        Compression::Gzip,
         run_config,
     );
     fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// [`archive_of`] as a docker archive, named as idfit takes it.
+fn image(dir: &Path, name: &str, run_config: Value) -> String {
+    let path = archive_of(dir, name, Format::DockerArchive, run_config);
     format!("docker-archive:{}", path.display())
 }
 
@@ -121,15 +120,7 @@ fn oci_tags_name_the_fixed_image_alone_and_other_tags_keep_theirs() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("src");
     fs::create_dir(&layout).unwrap();
-    let layer = Layer::of([file("x").owner(B, B).into()]);
-    let archive = archive::build(
-        Format::OciArchive,
-        "app:latest",
-        &[layer],
-        Compression::Gzip,
-    );
-    let archive_path = dir.path().join("src.tar");
-    fs::write(&archive_path, archive).unwrap();
+    let archive_path = archive_of(dir.path(), "src.tar", Format::OciArchive, json!({}));
     let unpacked = Command::new("tar")
         .args([
             "-xf",

@@ -4,7 +4,7 @@
 //! back the id table and the layers it planned to rewrite.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -29,6 +29,15 @@ impl Prediction {
             _ => "crashed",
         }
     }
+}
+
+/// Runs the idfit binary with `args`, colour off.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_idfit"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the idfit binary")
 }
 
 /// `idfit check --runtime R <maps> --format json <transport>:<path>`.

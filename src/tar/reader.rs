@@ -55,6 +55,10 @@ pub enum TarError {
 pub trait Skip: Read {
     /// Advances by exactly `count` bytes, failing with `UnexpectedEof` if fewer remain.
     fn skip(&mut self, count: u64) -> io::Result<()>;
+
+    /// Says that the block `ahead` bytes from here is the next one read, so that a source
+    /// in memory can start fetching it while the current entry is processed.
+    fn will_read(&mut self, _ahead: u64) {}
 }
 
 /// Wraps a plain stream: skipping reads and discards.
@@ -351,6 +355,7 @@ impl<R: Skip> Reader<R> {
         }
         self.remaining = entry.data_size;
         self.padding = padding(entry.data_size);
+        self.inner.will_read(self.remaining + self.padding);
         Ok(entry)
     }
 

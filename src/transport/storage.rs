@@ -192,6 +192,30 @@ impl Read for MappedReader<'_> {
 }
 
 impl tar::Skip for MappedReader<'_> {
+    fn will_read(&mut self, ahead: u64) {
+        let start =
+            usize::try_from(ahead).map_or(usize::MAX, |ahead| self.position.saturating_add(ahead));
+        let Some(block) = self
+            .blob
+            .0
+            .get(start..start.saturating_add(tar::BLOCK_SIZE))
+        else {
+            return;
+        };
+        #[cfg(target_arch = "x86_64")]
+        for line in block.chunks(64) {
+            // SAFETY: a prefetch reads nothing into the program and cannot fault; the
+            // address is inside the map.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line.as_ptr().cast(),
+                );
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = block;
+    }
+
     fn skip(&mut self, count: u64) -> io::Result<()> {
         let left = self.blob.len() - self.position;
         match usize::try_from(count) {

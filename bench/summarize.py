@@ -112,7 +112,22 @@ def main():
     for tool, note in NOTES.items():
         if tool in shown:
             print(f"  {tool:<12} {note}")
+    print_noverify_targets(runs)
     print_outputs(Path(sys.argv[1]))
+
+
+def print_noverify_targets(runs):
+    """The ratio targets again, against idfit without layer hashing, where it ran."""
+    lines = []
+    for (form, peer), target in RATIO_TARGETS.items():
+        tools = runs.get(form, {})
+        if "idfit-noverify" not in tools or peer not in tools:
+            continue
+        ratio, verdict = ratio_cell(form, peer, tools[peer], tools["idfit-noverify"])
+        lines.append(f"  {form:<15} {peer:<8} {ratio}  {verdict}")
+    if lines:
+        print("\nthe same targets against idfit --no-verify (peer/idfit-noverify):")
+        print("\n".join(lines))
 
 
 def print_outputs(results):

@@ -76,7 +76,7 @@ fn every_failing_corpus_case_loads_everywhere_after_fix() {
         .collect();
     load_fixed(&bench, &mut rows);
 
-    let table = render_corpus(&bench.available, &rows);
+    let table = render_corpus(&bench.loaders, &rows);
     println!("corpus cases that fail somewhere, fixed with --runtime strict:\n{table}");
     let problems: Vec<String> = rows.iter().flat_map(|r| r.problems.clone()).collect();
     assert!(
@@ -94,7 +94,7 @@ fn fix_case(bench: &Bench, case: &Case) -> Option<CorpusRow> {
     fs::write(&source, bytes).expect("write the case's archive");
     let reference = format!("{}:{}", case.format.transport(), source.display());
     let verdicts: Vec<(Runtime, &'static str)> = bench
-        .available
+        .loaders
         .iter()
         .map(|&runtime| (runtime, source_verdict(bench, case, runtime, &reference)))
         .collect();
@@ -108,8 +108,8 @@ fn fix_case(bench: &Bench, case: &Case) -> Option<CorpusRow> {
         fix: String::new(),
         output: None,
         readers: match case.compression {
-            Compression::Zstd => bench.rootless(),
-            _ => bench.available.clone(),
+            Compression::Zstd => bench.zstd_readers(),
+            _ => bench.loaders.clone(),
         },
         fixed: Vec::new(),
         check: "-".into(),
@@ -176,7 +176,7 @@ fn source_verdict(bench: &Bench, case: &Case, runtime: Runtime, reference: &str)
 /// many images per `load`: the images go together in merged archives, and a runtime that
 /// refuses one loads its images alone, so the table names the ones it refuses.
 fn load_fixed(bench: &Bench, rows: &mut [CorpusRow]) {
-    let loads = on_each(&bench.available, |runtime| {
+    let loads = on_each(&bench.loaders, |runtime| {
         let outputs: Vec<PathBuf> = rows
             .iter()
             .filter(|row| row.readers.contains(&runtime))

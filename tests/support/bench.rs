@@ -25,7 +25,10 @@ pub const ACCOUNT_FILES: [&str; 2] = ["etc/passwd", "etc/group"];
 /// The runtimes, a directory they can all read, and the map idfit is given.
 pub struct Bench {
     pub runtimes: Runtimes,
+    /// The runtimes of [`Runtime::ALL`] that are configured: the ones containers are run on.
     pub available: Vec<Runtime>,
+    /// Every configured runtime, rootful Podman too: the ones images are loaded into.
+    pub loaders: Vec<Runtime>,
     /// `--uid-map`/`--gid-map` of the Docker daemons (ids 0-65535), which rootless Podman's
     /// map (0-65536) covers too, so `--runtime strict` fixes for all three.
     maps: Vec<String>,
@@ -40,7 +43,12 @@ impl Bench {
         let turn = RUNTIMES_IN_USE
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let available = runtimes.available();
+        let loaders = runtimes.available();
+        let available: Vec<Runtime> = loaders
+            .iter()
+            .copied()
+            .filter(|r| Runtime::ALL.contains(r))
+            .collect();
         let map_source = available
             .iter()
             .copied()
@@ -50,6 +58,7 @@ impl Bench {
             maps: runtimes.map_arguments(map_source),
             runtimes,
             available,
+            loaders,
             dir: shared_tempdir(),
             _turn: turn,
         })
@@ -67,6 +76,12 @@ impl Bench {
     pub fn rootless(&self) -> Vec<Runtime> {
         let rootless = |r: &&Runtime| **r == Runtime::Rootless;
         self.available.iter().filter(rootless).copied().collect()
+    }
+
+    /// The loaders that read zstd layers: both Podmans (Docker 20.10 does not).
+    pub fn zstd_readers(&self) -> Vec<Runtime> {
+        let podman = |r: &&Runtime| matches!(**r, Runtime::Rootless | Runtime::PodmanRootful);
+        self.loaders.iter().filter(podman).copied().collect()
     }
 
     /// `idfit fix --runtime strict` from `source` to `destination`, which writes `output`.

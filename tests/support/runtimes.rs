@@ -39,8 +39,8 @@ impl Runtime {
         Runtime::Rootless,
     ];
 
-    /// [`ALL`](Self::ALL) and rootful Podman, which only the differential test loads into:
-    /// `tests/fix_runtime.rs` treats every runtime but rootless Podman as a Docker daemon.
+    /// [`ALL`](Self::ALL) and rootful Podman, which the differential test and the fix
+    /// corpus test load into; the fix tests that run containers use [`ALL`](Self::ALL).
     pub const DIFFERENTIAL: [Runtime; 4] = [
         Runtime::DockerOverlay2,
         Runtime::DockerVfs,
@@ -112,10 +112,9 @@ impl Runtimes {
         Runtimes::from_env_among("the runtime differential test", &Runtime::DIFFERENTIAL)
     }
 
-    /// [`from_env`](Self::from_env) for another test, named in the skip note, which loads
-    /// into the runtimes of [`Runtime::ALL`].
+    /// [`from_env`](Self::from_env) for another test, named in the skip note.
     pub fn from_env_for(test: &str) -> Option<Runtimes> {
-        Runtimes::from_env_among(test, &Runtime::ALL)
+        Runtimes::from_env_among(test, &Runtime::DIFFERENTIAL)
     }
 
     fn from_env_among(test: &str, wanted: &[Runtime]) -> Option<Runtimes> {

@@ -239,21 +239,33 @@ const UNCOMPRESSED_ANNOTATION: &str = "containerd.io/uncompressed";
 /// Brings a descriptor whose blob was rewritten up to date beyond its digest and size: the
 /// embedded copy of the old blob goes, and so do annotations about the old bytes.
 fn describe_new_blob(descriptor: &mut Value, diff_id: &Digest) {
-    let Some(fields) = descriptor.as_object_mut() else {
-        return;
-    };
-    fields.remove("data");
-    let Some(annotations) = fields.get_mut("annotations").and_then(Value::as_object_mut) else {
-        return;
-    };
-    annotations.retain(|key, _| {
-        !BLOB_ANNOTATION_PREFIXES
+    if let Some(fields) = descriptor.as_object_mut() {
+        fields.remove("data");
+    }
+    // `get_mut`, not indexing: indexing a missing key would insert a null.
+    if let Some(value) = descriptor
+        .get_mut("annotations")
+        .and_then(|annotations| annotations.get_mut(UNCOMPRESSED_ANNOTATION))
+    {
+        *value = json!(diff_id.to_string());
+    }
+    drop_annotations(descriptor, |key| {
+        BLOB_ANNOTATION_PREFIXES
             .iter()
             .any(|prefix| key.starts_with(prefix))
     });
-    if let Some(value) = annotations.get_mut(UNCOMPRESSED_ANNOTATION) {
-        *value = json!(diff_id.to_string());
-    }
+}
+
+/// Removes a descriptor's annotations whose key `unwanted` picks, and the `annotations`
+/// object itself if nothing is left in it.
+fn drop_annotations(descriptor: &mut Value, unwanted: impl Fn(&str) -> bool) {
+    let Some(fields) = descriptor.as_object_mut() else {
+        return;
+    };
+    let Some(annotations) = fields.get_mut("annotations").and_then(Value::as_object_mut) else {
+        return;
+    };
+    annotations.retain(|key, _| !unwanted(key));
     if annotations.is_empty() {
         fields.remove("annotations");
     }
@@ -402,20 +414,13 @@ fn retag(index: &mut Value, source_tag: Option<&str>, tag: &str) -> Result<(), F
     }
     for descriptor in descriptors {
         if selected(descriptor, source_tag) {
+            drop_annotations(descriptor, |key| key == CONTAINERD_IMAGE_NAME);
             if !descriptor["annotations"].is_object() {
                 descriptor["annotations"] = json!({});
             }
             descriptor["annotations"][REF_NAME] = json!(tag);
-            if let Some(annotations) = descriptor["annotations"].as_object_mut() {
-                annotations.remove(CONTAINERD_IMAGE_NAME);
-            }
         } else if descriptor["annotations"][REF_NAME].as_str() == Some(tag) {
-            if let Some(annotations) = descriptor["annotations"].as_object_mut() {
-                annotations.remove(REF_NAME);
-                if annotations.is_empty() {
-                    descriptor.as_object_mut().map(|d| d.remove("annotations"));
-                }
-            }
+            drop_annotations(descriptor, |key| key == REF_NAME);
         }
     }
     Ok(())
